@@ -1,0 +1,36 @@
+"""The engine of `background`: thread pools whose tasks return `concurrent.futures.Future`.
+
+Framework-agnostic: this package imports no web framework. See `Background`.
+"""
+
+from __future__ import annotations
+
+from ._context import add_context_capturer as add_context_capturer
+from ._context import remove_context_capturer as remove_context_capturer
+from ._errors import BackgroundError as BackgroundError
+from ._errors import PoolClosed as PoolClosed
+from ._errors import QueueFull as QueueFull
+from ._exit import install_sigterm_handler as install_sigterm_handler
+from ._exit import open_pools as open_pools
+from ._pool import Background as Background
+from ._pool import usable_cpus as usable_cpus
+from ._report import DrainReport as DrainReport
+from ._report import Stats as Stats
+from ._report import TaskInfo as TaskInfo
+from ._task import Task as Task
+
+__all__ = (
+    "Background",
+    "BackgroundError",
+    "DrainReport",
+    "PoolClosed",
+    "QueueFull",
+    "Stats",
+    "Task",
+    "TaskInfo",
+    "add_context_capturer",
+    "install_sigterm_handler",
+    "open_pools",
+    "remove_context_capturer",
+    "usable_cpus",
+)

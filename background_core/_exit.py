@@ -1,0 +1,118 @@
+"""Process exit: drain every open pool at interpreter exit, after fork, and on SIGTERM.
+
+At exit an `atexit` hook drains each open pool for at most its ``drain_timeout`` while its
+daemon workers still live, then shuts it down; tasks still unfinished are logged, and the
+process exits even if one hangs forever. A plain SIGTERM runs no exit hook at all, so
+`install_sigterm_handler()` (opt-in) drains first and then ends the process as SIGTERM would.
+All pools' deadlines count from the first exit request: a drain at SIGTERM followed by
+one at exit never waits twice.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import time
+import weakref
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._pool import Background
+
+logger = logging.getLogger("background")
+
+_pools: weakref.WeakSet[Background] = weakref.WeakSet()
+_exit_began: float | None = None
+_previous_handler: Any = None
+
+
+def track(pool: Background) -> None:
+    """Drain `pool` at exit (it is held weakly: a pool nobody uses can be collected)."""
+    _pools.add(pool)
+
+
+def forget(pool: Background) -> None:
+    """Stop tracking a pool that was shut down."""
+    _pools.discard(pool)
+
+
+def open_pools() -> list[Background]:
+    """The pools that were not shut down, in no particular order."""
+    return [pool for pool in list(_pools) if not pool.closed]
+
+
+def _deadline(pool: Background) -> float:
+    global _exit_began
+    if _exit_began is None:
+        _exit_began = time.monotonic()
+    return _exit_began + pool.drain_timeout
+
+
+def drain_open_pools() -> None:
+    """Drain each open pool until its deadline (from the first exit request); close nothing."""
+    deadlines = [(pool, _deadline(pool)) for pool in open_pools()]
+    for pool, deadline in deadlines:
+        pool.drain(max(0.0, deadline - time.monotonic()))
+
+
+def shutdown_open_pools() -> None:
+    """Drain each open pool until its deadline, then shut it down, logging what is left."""
+    deadlines = [(pool, _deadline(pool)) for pool in open_pools()]
+    for pool, deadline in deadlines:
+        pool.drain(max(0.0, deadline - time.monotonic()))
+    for pool, deadline in deadlines:
+        pool.shutdown(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(shutdown_open_pools)
+
+
+def _reset_in_child() -> None:
+    global _exit_began
+    _exit_began = None
+    for pool in list(_pools):
+        pool._reset()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
+
+
+def install_sigterm_handler() -> None:
+    """On SIGTERM, drain every open pool within its deadline, then go on as SIGTERM would.
+
+    If a Python handler was installed before, it is called next (a server's graceful
+    shutdown, say); otherwise the process ends by SIGTERM, like it would have without
+    this handler. Idempotent. Must be called from the main thread.
+
+    Raises:
+        RuntimeError: Called from a thread other than the main thread.
+    """
+    global _previous_handler
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            "install_sigterm_handler() must be called from the main thread: "
+            "Python lets only the main thread set signal handlers."
+        )
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _on_sigterm:
+        return
+    _previous_handler = current
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    previous = _previous_handler
+    if callable(previous) or previous == signal.SIG_IGN:
+        # The process goes on for now: pools stay open, the exit hook logs what is left.
+        drain_open_pools()
+        if callable(previous):
+            previous(signum, frame)
+        return
+    shutdown_open_pools()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    os._exit(128 + signal.SIGTERM)  # not reached: the default action ends the process

@@ -1,0 +1,193 @@
+"""`Ledger`: every task of a pool from submission to completion, and the pool's counters.
+
+Submissions write under the ledger's lock. The threads that run tasks (workers, the event
+loop) count into a `Tally` of their own and take no lock on the way, so workers never
+queue behind each other or behind submitters; `stats()` sums the tallies under the lock.
+Each counter has one writer, so nothing is lost; a snapshot taken while tasks finish may
+show one of them a moment early as no longer queued.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+from ._future import TaskFuture
+from ._report import Stats, TaskInfo
+
+# A drain or blocked submitter re-checks this often even if a wake-up went astray.
+_RECHECK = 0.25
+
+
+class Tally:
+    """Counters with a single writer: one worker thread, the event loop, or (under the
+    ledger's lock) everybody else."""
+
+    __slots__ = ("cancelled", "failed", "running", "succeeded")
+
+    def __init__(self) -> None:
+        self.running = self.succeeded = self.failed = self.cancelled = 0
+
+    def add(self, other: Tally) -> None:
+        self.running += other.running
+        self.succeeded += other.succeeded
+        self.failed += other.failed
+        self.cancelled += other.cancelled
+
+
+class Ledger:
+    """Tasks in flight by id; counters; waiting until no task is in flight."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # reentrant: a SIGTERM handler may drain mid-submission
+        self._changed = threading.Condition(self.lock)
+        self.live: dict[int, TaskFuture[Any]] = {}
+        self.submitted = 0
+        self.rejected = 0
+        self.shared = Tally()  # written under the lock
+        self._tallies: list[Tally] = []
+        self._retired = Tally()
+        self.blocked = 0  # submitters waiting for room
+        self._drainers = 0
+
+    # -- writers -----------------------------------------------------------------------
+
+    def admit(self, future: TaskFuture[Any]) -> None:
+        """Give `future` the next id and track it. Call with the lock held."""
+        self.submitted += 1
+        future._task_id = self.submitted
+        self.live[self.submitted] = future
+
+    def new_tally(self) -> Tally:
+        """A tally for a thread that runs tasks; `retire()` it when the thread ends."""
+        tally = Tally()
+        with self.lock:
+            self._tallies.append(tally)
+        return tally
+
+    def retire(self, tally: Tally) -> None:
+        with self.lock:
+            self._tallies.remove(tally)
+            self._retired.add(tally)
+
+    def started(self, future: TaskFuture[Any], tally: Tally) -> None:
+        """Count `future` as running in `tally` (the shared one: with the lock held)."""
+        future._task_started = time.monotonic()
+        tally.running += 1
+        if self.blocked:
+            self._wake()
+
+    def finished(self, future: TaskFuture[Any], failed: bool, tally: Tally) -> None:
+        """Count a started `future` as done, and stop tracking it."""
+        tally.running -= 1
+        if failed:
+            tally.failed += 1
+        else:
+            tally.succeeded += 1
+        self._untrack(future)
+
+    def cancelled(self, future: TaskFuture[Any], tally: Tally) -> None:
+        """Count a `future` cancelled before it started, unless somebody counted it already."""
+        if self.live.pop(future._task_id, None) is not None:
+            tally.cancelled += 1
+            if self._drainers and not self.live:
+                self._wake()
+
+    def _untrack(self, future: TaskFuture[Any]) -> None:
+        del self.live[future._task_id]
+        # Read after the removal; a drainer counts itself before reading `live`.
+        if self._drainers and not self.live:
+            self._wake()
+
+    def _wake(self) -> None:
+        with self.lock:
+            self._changed.notify_all()
+
+    def wake_blocked(self) -> None:
+        """Wake submitters blocked on a full queue (to see that the pool closed)."""
+        self._wake()
+
+    # -- waiting -----------------------------------------------------------------------
+
+    def wait_for_room(self, max_queue: int) -> None:
+        """Block until fewer than `max_queue` tasks wait. Call with the lock held."""
+        self.blocked += 1
+        try:
+            while self.queued() >= max_queue:
+                self._changed.wait(_RECHECK)
+        finally:
+            self.blocked -= 1
+
+    def wait_empty(self, deadline: float) -> None:
+        """Block until no task is in flight or `deadline` (monotonic) passed."""
+        with self.lock:
+            self._drainers += 1
+            try:
+                while self.live:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._changed.wait(min(remaining, _RECHECK))
+            finally:
+                self._drainers -= 1
+
+    # -- readers -----------------------------------------------------------------------
+
+    def totals(self) -> Tally:
+        """The sum of every tally. Call with the lock held."""
+        total = Tally()
+        total.add(self.shared)
+        total.add(self._retired)
+        for tally in self._tallies:
+            total.add(tally)
+        return total
+
+    def queued(self) -> int:
+        """Tasks waiting to start. Call with the lock held."""
+        total = self.totals()
+        done = total.succeeded + total.failed + total.cancelled
+        return max(0, self.submitted - total.running - done)
+
+    def stats(self, name: str, workers: int) -> Stats:
+        with self.lock:
+            total = self.totals()
+            done = total.succeeded + total.failed + total.cancelled
+            return Stats(
+                name=name,
+                workers=workers,
+                queued=max(0, self.submitted - total.running - done),
+                running=total.running,
+                submitted=self.submitted,
+                succeeded=total.succeeded,
+                failed=total.failed,
+                cancelled=total.cancelled,
+                rejected=self.rejected,
+            )
+
+    def unfinished(self) -> list[TaskInfo]:
+        """Every task in flight, oldest first."""
+        now = time.monotonic()
+        with self.lock:
+            futures = list(self.live.values())
+        return [info(future, now) for future in futures]
+
+
+def info(future: TaskFuture[Any], now: float) -> TaskInfo:
+    """What a report says of `future` at monotonic time `now`."""
+    started = future._task_started
+    sent = getattr(future, "_task_sent", None)
+    running = bool(started) or (sent is not None and sent.running())
+    return TaskInfo(
+        name=future._task_name,
+        id=future._task_id,
+        state="running" if running else "queued",
+        age=now - future._task_submitted,
+        started_at=time.time() - (now - started) if started else None,
+    )
+
+
+def no_limit(seconds: float) -> float:
+    """`seconds` as a deadline offset that `time.monotonic()` arithmetic accepts."""
+    return min(seconds, 10.0 * 365 * 24 * 3600) if math.isinf(seconds) else seconds

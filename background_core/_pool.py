@@ -1,0 +1,596 @@
+"""`Background`: a pool of daemon worker threads that runs submitted callables.
+
+Workers share one `queue.SimpleQueue` of futures (see `_future.TaskFuture`, which carries
+its own work). A ``None`` in the queue wakes a worker to check whether it should retire,
+which is how the pool shrinks and stops. The `Ledger` tracks every task from submission
+to completion; workers write to it without taking a lock (see `_ledger`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor, Future
+from contextvars import copy_context
+from queue import SimpleQueue
+from types import TracebackType
+from typing import Any, Literal, ParamSpec, TypeVar, overload
+
+from . import _exit
+from ._aio import LoopThread
+from ._context import call_within, capture
+from ._errors import PoolClosed, QueueFull
+from ._future import TaskFuture
+from ._ledger import Ledger, Tally, info, no_limit
+from ._report import DrainReport, Stats, TaskInfo
+from ._task import Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+OnFull = Literal["block", "raise", "caller_runs"]
+ErrorHook = Callable[[BaseException, TaskInfo], None]
+FutureCallback = Callable[["Future[Any]"], object]
+
+_ON_FULL = ("block", "raise", "caller_runs")
+
+logger = logging.getLogger("background")
+
+
+def usable_cpus() -> int:
+    """The number of CPUs this process may run on (its affinity mask, where the OS has one)."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def check_workers(workers: object, what: str = "workers") -> int:
+    """Return `workers` if it is a positive int; raise TypeError or ValueError otherwise."""
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"{what} must be a positive int, got {workers!r}")
+    if workers < 1:
+        raise ValueError(f"{what} must be at least 1, got {workers}")
+    return workers
+
+
+def _check_timeout(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{what} must be a number of seconds (math.inf for no limit), got {value!r}"
+        )
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{what} must be >= 0 seconds (math.inf for no limit), got {value!r}")
+    return float(value)
+
+
+def task_name(fn: Callable[..., object]) -> str:
+    """The name reports give a callable: its qualified name, else its type's name."""
+    inner = getattr(fn, "func", fn)  # functools.partial
+    return getattr(inner, "__qualname__", None) or type(inner).__name__
+
+
+def log_failure(error: BaseException, task: TaskInfo, pool: str) -> None:
+    """The default `on_error`: one ERROR with the traceback, the task's name and id."""
+    logger.error(
+        "task %r (id %d) in pool %r failed",
+        task.name,
+        task.id,
+        pool,
+        exc_info=(type(error), error, error.__traceback__),
+    )
+
+
+class Background:
+    """A pool of worker threads. Calls of its tasks return `concurrent.futures.Future`.
+
+    Args:
+        workers: Worker threads; None means the CPUs this process may use.
+        name: Names the pool in threads, logs, reports and errors.
+        max_queue: Most tasks waiting to start; None means no bound.
+        on_full: With `max_queue` reached: "block" waits, "raise" raises `QueueFull`,
+            "caller_runs" runs the task in the submitting thread.
+        drain_timeout: Seconds `shutdown()`, exit and SIGTERM wait for tasks in flight.
+        executor: Send tasks to this executor (a process pool, say) instead of the
+            pool's threads; the pool still tracks and drains them, and never shuts it down.
+        eager: Run each task inline at submission (for tests).
+        on_error: Called with a failed task's exception and `TaskInfo`; the default logs
+            it at ERROR on logger "background".
+
+    Thread-safe; usable from a forked child (it starts afresh there). Workers start on
+    the first submission or `start()`.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        name: str = "default",
+        max_queue: int | None = None,
+        on_full: OnFull = "block",
+        drain_timeout: float = 30.0,
+        executor: Executor | None = None,
+        eager: bool = False,
+        on_error: ErrorHook | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        if max_queue is not None:
+            check_workers(max_queue, "max_queue")
+        if on_full not in _ON_FULL:
+            raise ValueError(
+                f"on_full must be one of {', '.join(map(repr, _ON_FULL))}; got {on_full!r}"
+            )
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(
+                f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}"
+            )
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be callable, got {type(on_error).__name__}")
+        self._name = name
+        self._target = usable_cpus() if workers is None else check_workers(workers)
+        self._max_queue = max_queue
+        self._on_full = on_full
+        self._drain_timeout = _check_timeout(drain_timeout, "drain_timeout")
+        self._executor = executor
+        self._eager = bool(eager)
+        self._on_error = on_error
+        self._callbacks: tuple[FutureCallback, ...] = ()
+        self._closed = False
+        self._reset()
+        _exit.track(self)
+
+    def _reset(self) -> None:
+        """Fresh runtime state: at creation, and in a forked child."""
+        self._ledger = Ledger()
+        self._lock = self._ledger.lock
+        self._queue: SimpleQueue[TaskFuture[Any] | None] = SimpleQueue()
+        self._threads: set[threading.Thread] = set()
+        self._retiring = 0
+        self._spawned = 0
+        self._started = False
+        self._loop: LoopThread | None = None
+
+    # -- configuration ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The pool's name."""
+        return self._name
+
+    @property
+    def drain_timeout(self) -> float:
+        """Seconds that shutdown, exit and SIGTERM wait for tasks in flight."""
+        return self._drain_timeout
+
+    @property
+    def closed(self) -> bool:
+        """True once `shutdown()` began: submissions then raise `PoolClosed`."""
+        return self._closed
+
+    @property
+    def workers(self) -> int:
+        """The number of worker threads; set it to grow or shrink the pool at any time.
+
+        Queued tasks are never lost by a resize; a shrinking pool retires workers as they
+        finish their current task. Raises TypeError or ValueError unless a positive int.
+        """
+        return self._target
+
+    @workers.setter
+    def workers(self, workers: int) -> None:
+        check_workers(workers)
+        with self._lock:
+            change = workers - self._target
+            self._target = workers
+            if not self._started or self._closed:
+                return
+            if change > 0:
+                retained = min(change, self._retiring)
+                self._retiring -= retained
+                for _ in range(change - retained):
+                    self._spawn()
+            elif change < 0:
+                self._retire(-change)
+        if self._loop is not None:
+            self._loop.wake()
+
+    # -- submission ------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(self, /, *, name: str) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    def task(
+        self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None
+    ) -> Task[..., Any] | Callable[[Callable[..., Any]], Task[..., Any]]:
+        """Decorate a function (or method, or ``async def``) so calls submit it here.
+
+        Use as ``@bg.task`` or ``@bg.task(name="send-email")``. A call returns a
+        `concurrent.futures.Future` at once. Raises TypeError for a non-callable.
+        """
+        if fn is None:
+            return functools.partial(Task, pool=self._self, name=name)
+        return Task(fn, pool=self._self, name=name)
+
+    def _self(self) -> Background:
+        return self
+
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+    def submit(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` in the background; return its Future at once.
+
+        Raises:
+            PoolClosed: The pool was shut down.
+            QueueFull: ``max_queue`` tasks wait and ``on_full="raise"``.
+            TypeError: `fn` is not callable.
+        """
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
+        return self._submit(task_name(fn), fn, args, kwargs)
+
+    def _submit(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        is_async: bool | None = None,
+    ) -> Future[Any]:
+        """Submit `fn` under the task name `name` (what `Task` calls); see `submit()`."""
+        future: TaskFuture[Any] = TaskFuture()
+        future._task_fn = fn
+        future._task_args = args
+        future._task_kwargs = kwargs
+        future._task_context = copy_context()
+        future._task_managers = capture()
+        future._task_name = name
+        future._task_submitted = time.monotonic()
+        if is_async is None:
+            is_async = inspect.iscoroutinefunction(fn)
+        ledger = self._ledger
+        with self._lock:
+            if self._closed:
+                ledger.rejected += 1
+                raise PoolClosed(
+                    f"pool {self._name!r} is closed: it was shut down. Submit before "
+                    "shutdown, or create a new Background pool."
+                )
+            inline = self._eager or (
+                self._max_queue is not None
+                and ledger.queued() >= self._max_queue
+                and self._make_room()
+            )
+            ledger.admit(future)
+            if inline:
+                pass
+            elif is_async:
+                self._event_loop().submit(future)
+            elif self._executor is not None:
+                self._send_to_executor(future)
+            else:
+                if not self._started:
+                    self._start()
+                self._queue.put(future)
+        if inline:
+            self._run_inline(future, is_async)
+        return future
+
+    def _make_room(self) -> bool:
+        """With the queue full: wait, raise, or return True to run the task inline."""
+        assert self._max_queue is not None
+        if self._on_full == "raise":
+            self._ledger.rejected += 1
+            raise QueueFull(
+                f"pool {self._name!r} is full: {self._max_queue} tasks wait (max_queue). "
+                "Retry later, raise max_queue, or use on_full='block' or 'caller_runs'."
+            )
+        if self._on_full == "caller_runs" or threading.current_thread() in self._threads:
+            return True  # a worker that waited for room could wait for itself
+        self._ledger.wait_for_room(self._max_queue)
+        if self._closed:
+            self._ledger.rejected += 1
+            raise PoolClosed(
+                f"pool {self._name!r} was shut down while a submission waited for room."
+            )
+        return False
+
+    def _run_inline(self, future: TaskFuture[Any], is_async: bool) -> None:
+        if is_async:
+            loop = self._event_loop()
+            loop.submit(future)
+            if threading.current_thread() is not loop.thread:  # else we would block the loop
+                future.exception()  # wait, without raising
+        elif self._begin(future, None):
+            self._call(future, None)
+
+    # -- running ---------------------------------------------------------------------
+    # `tally` is the running thread's own, or None for the shared one (taken under the lock).
+
+    def _begin(self, future: TaskFuture[Any], tally: Tally | None) -> bool:
+        """Mark `future` running and count it; False (and counted) if it was cancelled."""
+        ledger = self._ledger
+        if not future.start():
+            future.release_work()
+            if tally is None:
+                with self._lock:
+                    ledger.cancelled(future, ledger.shared)
+            else:
+                ledger.cancelled(future, tally)
+            return False
+        if tally is None:
+            with self._lock:
+                ledger.started(future, ledger.shared)
+        else:
+            ledger.started(future, tally)
+        return True
+
+    def _call(self, future: TaskFuture[Any], tally: Tally | None) -> None:
+        fn, args, kwargs = future._task_fn, future._task_args, future._task_kwargs
+        context, managers = future._task_context, future._task_managers
+        assert fn is not None
+        assert context is not None
+        future.release_work()
+        result: object = None
+        error: BaseException | None = None
+        try:
+            if managers is None:
+                result = context.run(fn, *args, **kwargs)
+            else:
+                result = context.run(call_within, managers, functools.partial(fn, *args, **kwargs))
+        except BaseException as exc:  # the future carries every failure
+            error = exc
+        del fn, args, kwargs, context, managers
+        self._end(future, result, error, tally)
+
+    def _end(
+        self,
+        future: TaskFuture[Any],
+        result: object,
+        error: BaseException | None,
+        tally: Tally | None,
+    ) -> None:
+        """Resolve `future`, report a failure, run the callbacks, then count it as done.
+
+        Counting comes last, so a finished drain means failures were logged and
+        callbacks ran.
+        """
+        future.finish(result, error)
+        if error is not None:
+            self._report_failure(future, error)
+        for callback in self._callbacks:
+            try:
+                callback(future)
+            except Exception:
+                logger.exception(
+                    "callback %s raised for task %r (id %d) in pool %r",
+                    task_name(callback),
+                    future._task_name,
+                    future._task_id,
+                    self._name,
+                )
+        ledger = self._ledger
+        if tally is None:
+            with self._lock:
+                ledger.finished(future, error is not None, ledger.shared)
+        else:
+            ledger.finished(future, error is not None, tally)
+
+    def _report_failure(self, future: TaskFuture[Any], error: BaseException) -> None:
+        task = info(future, time.monotonic())
+        try:
+            if self._on_error is None:
+                log_failure(error, task, self._name)
+            else:
+                self._on_error(error, task)
+        except Exception:
+            logger.exception("on_error hook of pool %r raised", self._name)
+            log_failure(error, task, self._name)
+
+    def _worker(self) -> None:
+        tally = self._ledger.new_tally()
+        get = self._queue.get
+        while True:
+            future = get()
+            if future is not None:
+                if self._begin(future, tally):
+                    self._call(future, tally)
+                del future
+                if not self._retiring:
+                    continue
+            with self._lock:
+                if self._retiring:
+                    self._retiring -= 1
+                    self._threads.discard(threading.current_thread())
+                    self._ledger.retire(tally)
+                    return
+
+    def _start(self) -> None:
+        self._started = True
+        for _ in range(self._target):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._spawned += 1
+        thread = threading.Thread(
+            target=self._worker, name=f"background-{self._name}-{self._spawned}", daemon=True
+        )
+        self._threads.add(thread)
+        thread.start()
+
+    def _retire(self, count: int) -> None:
+        self._retiring += count
+        for _ in range(count):
+            self._queue.put(None)
+
+    def _event_loop(self) -> LoopThread:
+        with self._lock:
+            if self._loop is None:
+                tally = self._ledger.new_tally()
+                self._loop = LoopThread(
+                    f"background-{self._name}-loop",
+                    lambda: self._target,
+                    functools.partial(self._begin, tally=tally),
+                    functools.partial(self._end, tally=tally),
+                )
+            return self._loop
+
+    def _send_to_executor(self, future: TaskFuture[Any]) -> None:
+        assert self._executor is not None
+        assert future._task_fn is not None
+        sent = self._executor.submit(future._task_fn, *future._task_args, **future._task_kwargs)
+        future.release_work()
+        future._task_sent = sent
+        sent.add_done_callback(functools.partial(self._relay, future))
+
+    def _relay(self, future: TaskFuture[Any], sent: Future[Any]) -> None:
+        if not self._begin(future, None):
+            return
+        error: BaseException | None
+        if sent.cancelled():
+            error = PoolClosed(f"the executor of pool {self._name!r} cancelled the task")
+        else:
+            error = sent.exception()
+        self._end(future, None if error is not None else sent.result(), error, None)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> Background:
+        """Start the worker threads now rather than at the first submission.
+
+        Returns the pool. Raises `PoolClosed` after shutdown.
+        """
+        with self._lock:
+            if self._closed:
+                raise PoolClosed(f"pool {self._name!r} is closed and cannot start again.")
+            if not self._started and self._executor is None and not self._eager:
+                self._start()
+        return self
+
+    def drain(self, timeout: float | None = None) -> DrainReport:
+        """Wait until every task in flight finished, for at most `timeout` seconds.
+
+        None means the pool's `drain_timeout`; `math.inf` waits as long as it takes.
+        New submissions are accepted meanwhile, and waited for too. Returns a
+        `DrainReport`; logs nothing. Called from one of the pool's own tasks, it waits
+        for that task too, so only until the deadline.
+        """
+        limit = self._drain_timeout if timeout is None else _check_timeout(timeout, "timeout")
+        began = time.monotonic()
+        with self._lock:
+            before = self._ledger.totals()
+        self._ledger.wait_empty(began + no_limit(limit))
+        with self._lock:
+            after = self._ledger.totals()
+            unfinished = tuple(self._ledger.unfinished())
+        return DrainReport(
+            pool=self._name,
+            completed=after.succeeded - before.succeeded,
+            failed=after.failed - before.failed,
+            cancelled=after.cancelled - before.cancelled,
+            unfinished=unfinished,
+            elapsed=time.monotonic() - began,
+        )
+
+    def shutdown(
+        self, timeout: float | None = None, *, cancel_pending: bool = False
+    ) -> DrainReport:
+        """Close the pool to new work, drain it, stop its workers. Idempotent.
+
+        Args:
+            timeout: Seconds to wait for tasks in flight; None means `drain_timeout`.
+            cancel_pending: Cancel the tasks that have not started instead of running them.
+
+        Returns the drain's report; each task that did not finish is logged as a WARNING
+        by name and id. Later submissions raise `PoolClosed`.
+        """
+        with self._lock:
+            self._closed = True
+            self._ledger.wake_blocked()
+            if cancel_pending:
+                self._cancel_queued()
+        report = self.drain(timeout)
+        self._stop()
+        _exit.forget(self)
+        for task in report.unfinished:
+            logger.warning(
+                "pool %r shut down with task %r (id %d) unfinished: %s for %.1fs; "
+                "it did not finish within %.1fs",
+                self._name,
+                task.name,
+                task.id,
+                task.state,
+                task.age,
+                report.elapsed,
+            )
+        return report
+
+    def _cancel_queued(self) -> None:
+        ledger = self._ledger
+        for future in list(ledger.live.values()):
+            queued = not future._task_started and getattr(future, "_task_sent", None) is None
+            if queued and future.cancel():
+                ledger.cancelled(future, ledger.shared)
+                future.release_work()
+
+    def _stop(self) -> None:
+        with self._lock:
+            threads = list(self._threads)
+            self._retire(len(threads) - self._retiring)
+            loop = self._loop
+        if loop is not None:
+            loop.stop()
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=0.1)
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    # -- callbacks and introspection -------------------------------------------------
+
+    def callback(self, fn: FutureCallback) -> FutureCallback:
+        """Register `fn`, called with each finished task's future in the worker thread.
+
+        Usable as a decorator; returns `fn`. A callback that raises is logged.
+        """
+        if not callable(fn):
+            raise TypeError(f"a callback must be callable, got {type(fn).__name__}")
+        with self._lock:
+            self._callbacks = (*self._callbacks, fn)
+        return fn
+
+    def stats(self) -> Stats:
+        """A snapshot of the pool's counters. Thread-safe."""
+        return self._ledger.stats(self._name, self._target)
+
+    def running(self) -> list[TaskInfo]:
+        """The tasks running now, oldest first, by name, id and start time. Thread-safe."""
+        return [task for task in self._ledger.unfinished() if task.state == "running"]
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Background {self._name!r} workers={self._target} {state}>"
