@@ -60,6 +60,12 @@ class Ledger:
         future._task_id = self.submitted
         self.live[self.submitted] = future
 
+    def withdraw(self, future: TaskFuture[Any]) -> None:
+        """Undo `admit` for a submission that raised instead. Call with the lock held."""
+        del self.live[future._task_id]
+        self.submitted -= 1
+        self.rejected += 1
+
     def new_tally(self) -> Tally:
         """A tally for a thread that runs tasks; `retire()` it when the thread ends."""
         tally = Tally()

@@ -140,7 +140,9 @@ class Background:
         self._on_full = on_full
         self._drain_timeout = _check_timeout(drain_timeout, "drain_timeout")
         self._executor = executor
-        self._eager = bool(eager)
+        if not isinstance(eager, bool):
+            raise TypeError(f"eager must be True or False, got {eager!r}")
+        self._eager = eager
         self._on_error = on_error
         self._callbacks: tuple[FutureCallback, ...] = ()
         self._closed = False
@@ -277,16 +279,22 @@ class Background:
                 and self._make_room()
             )
             ledger.admit(future)
-            if inline:
-                pass
-            elif is_async:
-                self._event_loop().submit(future)
-            elif self._executor is not None:
-                self._send_to_executor(future)
-            else:
-                if not self._started:
-                    self._start()
-                self._queue.put(future)
+            try:
+                if inline:
+                    pass
+                elif is_async:
+                    self._event_loop().submit(future)
+                elif self._executor is not None:
+                    self._send_to_executor(future)
+                else:
+                    if not self._started:
+                        self._start()
+                    self._queue.put(future)
+            except BaseException:
+                # Nothing will run it (a user's executor refused, or threads cannot start
+                # at interpreter shutdown): the caller gets the error instead of a future.
+                ledger.withdraw(future)
+                raise
         if inline:
             self._run_inline(future, is_async)
         return future
@@ -300,7 +308,7 @@ class Background:
                 f"pool {self._name!r} is full: {self._max_queue} tasks wait (max_queue). "
                 "Retry later, raise max_queue, or use on_full='block' or 'caller_runs'."
             )
-        if self._on_full == "caller_runs" or threading.current_thread() in self._threads:
+        if self._on_full == "caller_runs" or self._is_own_thread():
             return True  # a worker that waited for room could wait for itself
         self._ledger.wait_for_room(self._max_queue)
         if self._closed:
@@ -309,6 +317,10 @@ class Background:
                 f"pool {self._name!r} was shut down while a submission waited for room."
             )
         return False
+
+    def _is_own_thread(self) -> bool:
+        current = threading.current_thread()
+        return current in self._threads or (self._loop is not None and current is self._loop.thread)
 
     def _run_inline(self, future: TaskFuture[Any], is_async: bool) -> None:
         if is_async:
@@ -459,13 +471,14 @@ class Background:
         sent.add_done_callback(functools.partial(self._relay, future))
 
     def _relay(self, future: TaskFuture[Any], sent: Future[Any]) -> None:
+        if sent.cancelled():  # the executor cancelled it (shut down with cancel_futures=True)
+            future.cancel()
+            with self._lock:
+                self._ledger.cancelled(future, self._ledger.shared)
+            return
         if not self._begin(future, None):
             return
-        error: BaseException | None
-        if sent.cancelled():
-            error = PoolClosed(f"the executor of pool {self._name!r} cancelled the task")
-        else:
-            error = sent.exception()
+        error = sent.exception()
         self._end(future, None if error is not None else sent.result(), error, None)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -555,9 +568,10 @@ class Background:
             loop = self._loop
         if loop is not None:
             loop.stop()
+            threads.append(loop.thread)
         for thread in threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=0.1)
+                thread.join(timeout=0.1)  # a hung task keeps its daemon thread; we go on
 
     def __enter__(self) -> Background:
         return self
