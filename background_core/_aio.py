@@ -41,7 +41,8 @@ class LoopThread:
             target=self._serve, args=(ready,), name=thread_name, daemon=True
         )
         self.thread.start()
-        ready.wait()
+        if not ready.wait(timeout=10):
+            raise RuntimeError(f"the event loop thread {thread_name!r} did not start")
 
     def _serve(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
@@ -103,7 +104,9 @@ class LoopThread:
             error = exc
         finally:
             self._running -= 1
-        self._end(future, result, error)
-        self._pump()
+        try:
+            self._end(future, result, error)
+        finally:
+            self._pump()
         if self._stopping:
             self._stop_when_idle()

@@ -34,7 +34,7 @@ def add_context_capturer(capturer: Capturer) -> None:
 def remove_context_capturer(capturer: Capturer) -> None:
     """Unregister `capturer`; does nothing if it is not registered. Thread-safe."""
     global _capturers
-    _capturers = tuple(c for c in _capturers if c is not capturer)
+    _capturers = tuple(c for c in _capturers if c != capturer)
 
 
 def capture() -> tuple[AbstractContextManager[object], ...] | None:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("background")
 
-_pools: weakref.WeakSet[Background] = weakref.WeakSet()
+_pools: weakref.WeakSet[Background] = weakref.WeakSet()  # open ones
+_all_pools: weakref.WeakSet[Background] = weakref.WeakSet()  # for the reset after fork
 _exit_began: float | None = None
 _previous_handler: Any = None
 
@@ -33,6 +34,7 @@ _previous_handler: Any = None
 def track(pool: Background) -> None:
     """Drain `pool` at exit (it is held weakly: a pool nobody uses can be collected)."""
     _pools.add(pool)
+    _all_pools.add(pool)
 
 
 def forget(pool: Background) -> None:
@@ -45,27 +47,30 @@ def open_pools() -> list[Background]:
     return [pool for pool in list(_pools) if not pool.closed]
 
 
-def _deadline(pool: Background) -> float:
-    global _exit_began
-    if _exit_began is None:
-        _exit_began = time.monotonic()
-    return _exit_began + pool.drain_timeout
-
-
 def drain_open_pools() -> None:
-    """Drain each open pool until its deadline (from the first exit request); close nothing."""
-    deadlines = [(pool, _deadline(pool)) for pool in open_pools()]
-    for pool, deadline in deadlines:
-        pool.drain(max(0.0, deadline - time.monotonic()))
+    """Drain each open pool for at most its drain_timeout, all at once; close nothing."""
+    began = time.monotonic()
+    for pool in open_pools():
+        pool.drain(max(0.0, began + pool.drain_timeout - time.monotonic()))
 
 
 def shutdown_open_pools() -> None:
-    """Drain each open pool until its deadline, then shut it down, logging what is left."""
-    deadlines = [(pool, _deadline(pool)) for pool in open_pools()]
+    """Drain each open pool until its deadline, then shut it down, logging what is left.
+
+    Deadlines count from the first call, so a second one (SIGTERM, then exit) never
+    waits twice. Pools stay open while others drain: tasks may still submit follow-ups.
+    """
+    global _exit_began
+    if _exit_began is None:
+        _exit_began = time.monotonic()
+    deadlines = [(pool, _exit_began + pool.drain_timeout) for pool in open_pools()]
     for pool, deadline in deadlines:
         pool.drain(max(0.0, deadline - time.monotonic()))
     for pool, deadline in deadlines:
-        pool.shutdown(max(0.0, deadline - time.monotonic()))
+        try:
+            pool.shutdown(max(0.0, deadline - time.monotonic()))
+        except BaseException:  # one pool's trouble must not keep the others from stopping
+            logger.exception("shutting down pool %r at exit failed", pool.name)
 
 
 atexit.register(shutdown_open_pools)
@@ -74,7 +79,7 @@ atexit.register(shutdown_open_pools)
 def _reset_in_child() -> None:
     global _exit_began
     _exit_began = None
-    for pool in list(_pools):
+    for pool in list(_all_pools):
         pool._reset()
 
 
@@ -86,7 +91,8 @@ def install_sigterm_handler() -> None:
 
     If a Python handler was installed before, it is called next (a server's graceful
     shutdown, say); otherwise the process ends by SIGTERM, like it would have without
-    this handler. Idempotent. Must be called from the main thread.
+    this handler. If SIGTERM was ignored, it stays ignored. Idempotent. Must be called
+    from the main thread.
 
     Raises:
         RuntimeError: Called from a thread other than the main thread.
@@ -104,13 +110,26 @@ def install_sigterm_handler() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+def _interrupted_a_pool() -> bool:
+    """True if the main thread, which this handler interrupted, holds a pool's lock."""
+    return any(getattr(pool._lock, "_is_owned", lambda: False)() for pool in open_pools())
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     previous = _previous_handler
-    if callable(previous) or previous == signal.SIG_IGN:
+    if previous == signal.SIG_IGN:
+        return
+    if _interrupted_a_pool():
+        # Mid-submission: draining now would wait for a task not yet queued, and let other
+        # threads into the interrupted critical section. Deliver the signal again shortly.
+        retry = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        retry.daemon = True
+        retry.start()
+        return
+    if callable(previous):
         # The process goes on for now: pools stay open, the exit hook logs what is left.
         drain_open_pools()
-        if callable(previous):
-            previous(signum, frame)
+        previous(signum, frame)
         return
     shutdown_open_pools()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

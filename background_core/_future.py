@@ -20,7 +20,13 @@ import threading
 from _thread import LockType, allocate_lock
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from concurrent.futures._base import FINISHED, PENDING, RUNNING
+from concurrent.futures._base import (
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    PENDING,
+    RUNNING,
+)
 from contextlib import AbstractContextManager
 from contextvars import Context
 from typing import Any, TypeVar
@@ -37,6 +43,10 @@ def _stdlib_future_matches() -> bool:
 
 
 LAZY = _stdlib_future_matches() and os.environ.get("BACKGROUND_EAGER_FUTURES") != "1"
+
+
+# Marks a task bound for a user's executor whose submission there is still under way.
+SENDING: Future[Any] = Future()
 
 
 class TaskFuture(Future[R]):
@@ -66,7 +76,7 @@ class TaskFuture(Future[R]):
     _task_id: int
     _task_submitted: float
     _task_started: float
-    _task_sent: Future[Any]  # set only when the work went to a user's executor
+    _task_sent: Future[Any] | None  # the user's executor's future, if the work went there
     # The stdlib's own attributes, declared for the type checker.
     _condition: threading.Condition
     _waiters: list[Any]
@@ -82,6 +92,7 @@ class TaskFuture(Future[R]):
         else:
             super().__init__()
         self._task_started = 0.0
+        self._task_sent = None
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes not yet set: the lazily built ones.
@@ -102,7 +113,35 @@ class TaskFuture(Future[R]):
                     # Nobody can have cancelled it: cancel() builds the condition.
                     self._state = RUNNING
                     return True
-        return self.set_running_or_notify_cancel()
+        with self._condition:
+            if self._state == CANCELLED_AND_NOTIFIED:  # see cancel_and_notify()
+                return False
+            return self.set_running_or_notify_cancel()
+
+    def sent(self) -> Future[Any] | None:
+        """The user's executor's future for this task, if it went there."""
+        return self._task_sent
+
+    def cancel(self) -> bool:
+        """Cancel the task unless it started; a task sent to an executor is cancelled there."""
+        sent = self.sent()
+        if sent is SENDING or (sent is not None and not sent.cancel()):
+            return False
+        return super().cancel()
+
+    def running(self) -> bool:
+        """True while the task runs, on the pool's threads or in a user's executor."""
+        sent = self.sent()
+        return super().running() or (sent is not None and sent.running())
+
+    def cancel_and_notify(self) -> bool:
+        """Cancel, and tell `wait()` and `as_completed()` at once, as a worker would."""
+        if not self.cancel():
+            return False
+        with self._condition:
+            if self._state == CANCELLED:
+                self.set_running_or_notify_cancel()
+        return True
 
     def finish(self, result: Any, error: BaseException | None) -> None:
         """Resolve with `result`, or with `error` when it is not None; wakes waiters."""

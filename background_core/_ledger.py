@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ._future import TaskFuture
@@ -87,18 +88,20 @@ class Ledger:
 
     def finished(self, future: TaskFuture[Any], failed: bool, tally: Tally) -> None:
         """Count a started `future` as done, and stop tracking it."""
-        tally.running -= 1
+        # Counted done before no longer running: a snapshot may see it a moment early as
+        # done, never as queued again.
         if failed:
             tally.failed += 1
         else:
             tally.succeeded += 1
+        tally.running -= 1
         self._untrack(future)
 
     def cancelled(self, future: TaskFuture[Any], tally: Tally) -> None:
         """Count a `future` cancelled before it started, unless somebody counted it already."""
         if self.live.pop(future._task_id, None) is not None:
             tally.cancelled += 1
-            if self._drainers and not self.live:
+            if self.blocked or (self._drainers and not self.live):
                 self._wake()
 
     def _untrack(self, future: TaskFuture[Any]) -> None:
@@ -117,11 +120,11 @@ class Ledger:
 
     # -- waiting -----------------------------------------------------------------------
 
-    def wait_for_room(self, max_queue: int) -> None:
-        """Block until fewer than `max_queue` tasks wait. Call with the lock held."""
+    def wait_for_room(self, max_queue: int, closed: Callable[[], bool]) -> None:
+        """Block until fewer than `max_queue` tasks wait, or `closed()`. Hold the lock."""
         self.blocked += 1
         try:
-            while self.queued() >= max_queue:
+            while self.queued() >= max_queue and not closed():
                 self._changed.wait(_RECHECK)
         finally:
             self.blocked -= 1
@@ -156,15 +159,21 @@ class Ledger:
         done = total.succeeded + total.failed + total.cancelled
         return max(0, self.submitted - total.running - done)
 
-    def stats(self, name: str, workers: int) -> Stats:
+    def stats(self, name: str, workers: int, *, ask_executor: bool) -> Stats:
+        """A snapshot. `ask_executor`: ask each task sent to an executor if it runs yet."""
         with self.lock:
             total = self.totals()
             done = total.succeeded + total.failed + total.cancelled
+            elsewhere = 0
+            if ask_executor:  # the executor does not tell us when its tasks start
+                elsewhere = sum(
+                    1 for f in self.live.values() if (s := f.sent()) is not None and s.running()
+                )
             return Stats(
                 name=name,
                 workers=workers,
-                queued=max(0, self.submitted - total.running - done),
-                running=total.running,
+                queued=max(0, self.submitted - total.running - done - elsewhere),
+                running=total.running + elsewhere,
                 submitted=self.submitted,
                 succeeded=total.succeeded,
                 failed=total.failed,
@@ -183,7 +192,7 @@ class Ledger:
 def info(future: TaskFuture[Any], now: float) -> TaskInfo:
     """What a report says of `future` at monotonic time `now`."""
     started = future._task_started
-    sent = getattr(future, "_task_sent", None)
+    sent = future.sent()
     running = bool(started) or (sent is not None and sent.running())
     return TaskInfo(
         name=future._task_name,

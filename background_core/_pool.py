@@ -26,7 +26,7 @@ from . import _exit
 from ._aio import LoopThread
 from ._context import call_within, capture
 from ._errors import PoolClosed, QueueFull
-from ._future import TaskFuture
+from ._future import SENDING, TaskFuture
 from ._ledger import Ledger, Tally, info, no_limit
 from ._report import DrainReport, Stats, TaskInfo
 from ._task import Task
@@ -192,15 +192,14 @@ class Background:
         with self._lock:
             change = workers - self._target
             self._target = workers
-            if not self._started or self._closed:
-                return
-            if change > 0:
-                retained = min(change, self._retiring)
-                self._retiring -= retained
-                for _ in range(change - retained):
-                    self._spawn()
-            elif change < 0:
-                self._retire(-change)
+            if self._started and not self._closed:
+                if change > 0:
+                    retained = min(change, self._retiring)
+                    self._retiring -= retained
+                    for _ in range(change - retained):
+                        self._spawn()
+                elif change < 0:
+                    self._retire(-change)
         if self._loop is not None:
             self._loop.wake()
 
@@ -279,23 +278,25 @@ class Background:
                 and self._make_room()
             )
             ledger.admit(future)
+            external = self._executor is not None and not is_async and not inline
             try:
-                if inline:
-                    pass
-                elif is_async:
+                if is_async:
                     self._event_loop().submit(future)
-                elif self._executor is not None:
-                    self._send_to_executor(future)
-                else:
+                elif external:
+                    future._task_sent = SENDING  # cancel_pending leaves it to the executor
+                elif not inline:
                     if not self._started:
                         self._start()
                     self._queue.put(future)
             except BaseException:
-                # Nothing will run it (a user's executor refused, or threads cannot start
-                # at interpreter shutdown): the caller gets the error instead of a future.
+                # Nothing will run it (threads cannot start at interpreter shutdown, say):
+                # the caller gets the error instead of a future.
                 ledger.withdraw(future)
                 raise
-        if inline:
+        if external:
+            # Outside the lock: the executor takes locks of its own, and may call back.
+            self._send_to_executor(future)
+        elif inline:
             self._run_inline(future, is_async)
         return future
 
@@ -310,7 +311,7 @@ class Background:
             )
         if self._on_full == "caller_runs" or self._is_own_thread():
             return True  # a worker that waited for room could wait for itself
-        self._ledger.wait_for_room(self._max_queue)
+        self._ledger.wait_for_room(self._max_queue, lambda: self._closed)
         if self._closed:
             self._ledger.rejected += 1
             raise PoolClosed(
@@ -323,13 +324,11 @@ class Background:
         return current in self._threads or (self._loop is not None and current is self._loop.thread)
 
     def _run_inline(self, future: TaskFuture[Any], is_async: bool) -> None:
-        if is_async:
-            loop = self._event_loop()
-            loop.submit(future)
-            if threading.current_thread() is not loop.thread:  # else we would block the loop
-                future.exception()  # wait, without raising
-        elif self._begin(future, None):
-            self._call(future, None)
+        if not is_async:
+            if self._begin(future, None):
+                self._call(future, None)
+        elif not self._is_own_thread():  # the loop runs it; waiting on the loop would block it
+            future.exception()  # wait, without raising
 
     # -- running ---------------------------------------------------------------------
     # `tally` is the running thread's own, or None for the shared one (taken under the lock).
@@ -380,28 +379,32 @@ class Background:
         """Resolve `future`, report a failure, run the callbacks, then count it as done.
 
         Counting comes last, so a finished drain means failures were logged and
-        callbacks ran.
+        callbacks ran. Nothing a callback raises, `SystemExit` included, ends the worker.
         """
-        future.finish(result, error)
-        if error is not None:
-            self._report_failure(future, error)
-        for callback in self._callbacks:
+        try:
             try:
-                callback(future)
-            except Exception:
-                logger.exception(
-                    "callback %s raised for task %r (id %d) in pool %r",
-                    task_name(callback),
-                    future._task_name,
-                    future._task_id,
-                    self._name,
-                )
-        ledger = self._ledger
-        if tally is None:
-            with self._lock:
-                ledger.finished(future, error is not None, ledger.shared)
-        else:
-            ledger.finished(future, error is not None, tally)
+                future.finish(result, error)  # runs the future's done-callbacks
+            except BaseException:
+                logger.exception("a done-callback of task %s raised", self._label(future))
+            if error is not None:
+                self._report_failure(future, error)
+            for callback in self._callbacks:
+                try:
+                    callback(future)
+                except BaseException:
+                    logger.exception(
+                        "callback %s raised for task %s", task_name(callback), self._label(future)
+                    )
+        finally:
+            ledger = self._ledger
+            if tally is None:
+                with self._lock:
+                    ledger.finished(future, error is not None, ledger.shared)
+            else:
+                ledger.finished(future, error is not None, tally)
+
+    def _label(self, future: TaskFuture[Any]) -> str:
+        return f"{future._task_name!r} (id {future._task_id}) in pool {self._name!r}"
 
     def _report_failure(self, future: TaskFuture[Any], error: BaseException) -> None:
         task = info(future, time.monotonic())
@@ -410,7 +413,7 @@ class Background:
                 log_failure(error, task, self._name)
             else:
                 self._on_error(error, task)
-        except Exception:
+        except BaseException:
             logger.exception("on_error hook of pool %r raised", self._name)
             log_failure(error, task, self._name)
 
@@ -433,17 +436,17 @@ class Background:
                     return
 
     def _start(self) -> None:
-        self._started = True
         for _ in range(self._target):
-            self._spawn()
+            self._spawn()  # raises if no thread can start (at interpreter shutdown, say)
+            self._started = True
 
     def _spawn(self) -> None:
         self._spawned += 1
         thread = threading.Thread(
             target=self._worker, name=f"background-{self._name}-{self._spawned}", daemon=True
         )
-        self._threads.add(thread)
         thread.start()
+        self._threads.add(thread)
 
     def _retire(self, count: int) -> None:
         self._retiring += count
@@ -465,14 +468,19 @@ class Background:
     def _send_to_executor(self, future: TaskFuture[Any]) -> None:
         assert self._executor is not None
         assert future._task_fn is not None
-        sent = self._executor.submit(future._task_fn, *future._task_args, **future._task_kwargs)
+        try:
+            sent = self._executor.submit(future._task_fn, *future._task_args, **future._task_kwargs)
+        except BaseException:
+            with self._lock:
+                self._ledger.withdraw(future)
+            raise
         future.release_work()
         future._task_sent = sent
         sent.add_done_callback(functools.partial(self._relay, future))
 
     def _relay(self, future: TaskFuture[Any], sent: Future[Any]) -> None:
-        if sent.cancelled():  # the executor cancelled it (shut down with cancel_futures=True)
-            future.cancel()
+        if sent.cancelled():  # by the executor's shutdown(cancel_futures=True), or by us
+            future.cancel_and_notify()
             with self._lock:
                 self._ledger.cancelled(future, self._ledger.shared)
             return
@@ -538,26 +546,34 @@ class Background:
             if cancel_pending:
                 self._cancel_queued()
         report = self.drain(timeout)
+        with self._lock:
+            self._cancel_queued()  # what did not start by the deadline never will
         self._stop()
         _exit.forget(self)
         for task in report.unfinished:
-            logger.warning(
-                "pool %r shut down with task %r (id %d) unfinished: %s for %.1fs; "
-                "it did not finish within %.1fs",
-                self._name,
-                task.name,
-                task.id,
-                task.state,
-                task.age,
-                report.elapsed,
-            )
+            if task.state == "queued":
+                logger.warning(
+                    "pool %r shut down before task %r (id %d) started; it was cancelled",
+                    self._name,
+                    task.name,
+                    task.id,
+                )
+            else:
+                logger.warning(
+                    "pool %r shut down with task %r (id %d) unfinished: running, "
+                    "submitted %.1fs ago",
+                    self._name,
+                    task.name,
+                    task.id,
+                    task.age,
+                )
         return report
 
     def _cancel_queued(self) -> None:
         ledger = self._ledger
         for future in list(ledger.live.values()):
-            queued = not future._task_started and getattr(future, "_task_sent", None) is None
-            if queued and future.cancel():
+            # cancel() refuses a task that started, here or in a user's executor.
+            if not future._task_started and future.cancel_and_notify():
                 ledger.cancelled(future, ledger.shared)
                 future.release_work()
 
@@ -569,9 +585,10 @@ class Background:
         if loop is not None:
             loop.stop()
             threads.append(loop.thread)
+        deadline = time.monotonic() + 0.1  # a hung task keeps its daemon thread; we go on
         for thread in threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=0.1)  # a hung task keeps its daemon thread; we go on
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> Background:
         return self
@@ -599,7 +616,7 @@ class Background:
 
     def stats(self) -> Stats:
         """A snapshot of the pool's counters. Thread-safe."""
-        return self._ledger.stats(self._name, self._target)
+        return self._ledger.stats(self._name, self._target, ask_executor=self._executor is not None)
 
     def running(self) -> list[TaskInfo]:
         """The tasks running now, oldest first, by name, id and start time. Thread-safe."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .scripts import run_script
 
-SEED_FIRST = '''
+SEED_FIRST = """
 import time
 import background
 
@@ -24,18 +24,18 @@ send_email("charlie@example.com", "Reminder", "Meeting at 3.")
 
 # Main thread keeps running while emails send in the background.
 print("All emails queued.")
-'''
+"""
 
 # The page leaves `resize_and_compress` to the reader; this one records its calls.
-SEED_SECOND_PRELUDE = '''
+SEED_SECOND_PRELUDE = """
 import threading
 done = []
 def resize_and_compress(path):
     threading.Event().wait(0.3)
     done.append(path)
-'''
+"""
 
-SEED_SECOND = '''
+SEED_SECOND = """
 import background
 
 # Set the number of background threads.
@@ -49,14 +49,14 @@ def process_image(path):
 # Returns a Future you can inspect if needed.
 future = process_image("/uploads/photo.jpg")
 future.result()  # Block until complete, if you want.
-'''
+"""
 
-SEED_SECOND_CHECK = '''
+SEED_SECOND_CHECK = """
 assert done == ["/uploads/photo.jpg"], done
 assert background.n == 8
 assert background.default_pool().stats().workers == 8
 print("result returned after the task ran")
-'''
+"""
 
 
 def test_first_example_prints_queued_first_and_sends_all_before_exit(tmp_path: Path) -> None:
