@@ -17,9 +17,12 @@ from ._pool import usable_cpus as usable_cpus
 from ._report import DrainReport as DrainReport
 from ._report import Stats as Stats
 from ._report import TaskInfo as TaskInfo
+from ._task import AsyncTask as AsyncTask
 from ._task import Task as Task
+from ._task import TaskDecorator as TaskDecorator
 
 __all__ = (
+    "AsyncTask",
     "Background",
     "BackgroundError",
     "DrainReport",
@@ -27,6 +30,7 @@ __all__ = (
     "QueueFull",
     "Stats",
     "Task",
+    "TaskDecorator",
     "TaskInfo",
     "add_context_capturer",
     "install_sigterm_handler",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
     from ._pool import Background
@@ -29,6 +29,9 @@ class Task(Generic[P, R]):
 
     name: str
     """The name reports and logs give this task."""
+
+    __wrapped__: Callable[P, R]
+    """The decorated function itself: call it to run the task synchronously."""
 
     def __init__(
         self,
@@ -62,10 +65,45 @@ class Task(Generic[P, R]):
     def __get__(self, instance: object, owner: type[Any] | None = None) -> Task[Any, R]:
         if instance is None:
             return self
-        bound: Task[Any, R] = object.__new__(Task)
+        bound: Task[Any, R] = object.__new__(type(self))
         bound.__dict__.update(self.__dict__)
         bound._fn = types.MethodType(self._fn, instance)
         return bound
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r}>"
+
+
+class AsyncTask(Task[P, R]):
+    """A `Task` made from an ``async def`` function: calls return ``Future[R]`` all the same.
+
+    It runs on the pool's event-loop thread; ``__wrapped__`` returns the coroutine.
+    """
+
+    __wrapped__: Callable[P, Coroutine[Any, Any, R]]  # type: ignore[assignment]
+
+
+class TaskDecorator(Protocol):
+    """What ``bg.task(name=...)`` returns: the decorator, for plain and ``async`` functions."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+def make_task(
+    fn: Callable[..., Any], pool: Callable[[], Background], name: str | None
+) -> Task[..., Any]:
+    """A `Task`, or an `AsyncTask` for an ``async def`` function."""
+    cls = AsyncTask if inspect.iscoroutinefunction(fn) else Task
+    return cls(fn, pool=pool, name=name)
+
+
+def decorator(pool: Callable[[], Background], name: str | None) -> TaskDecorator:
+    """The decorator ``bg.task(name=...)`` returns."""
+
+    def decorate(fn: Callable[..., Any]) -> Task[..., Any]:
+        return make_task(fn, pool, name)
+
+    return decorate  # type: ignore[return-value]  # the overloads are in TaskDecorator
