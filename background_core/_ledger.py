@@ -86,14 +86,17 @@ class Ledger:
         if self.blocked:
             self._wake()
 
-    def finished(self, future: TaskFuture[Any], failed: bool, tally: Tally) -> None:
-        """Count a started `future` as done, and stop tracking it."""
+    def succeeded(self, future: TaskFuture[Any], tally: Tally) -> None:
+        """Count a started `future` as done well, and stop tracking it."""
         # Counted done before no longer running: a snapshot may see it a moment early as
         # done, never as queued again.
-        if failed:
-            tally.failed += 1
-        else:
-            tally.succeeded += 1
+        tally.succeeded += 1
+        tally.running -= 1
+        self._untrack(future)
+
+    def failed(self, future: TaskFuture[Any], tally: Tally) -> None:
+        """Count a started `future` as failed, and stop tracking it."""
+        tally.failed += 1
         tally.running -= 1
         self._untrack(future)
 

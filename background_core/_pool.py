@@ -335,21 +335,25 @@ class Background:
 
     def _begin(self, future: TaskFuture[Any], tally: Tally | None) -> bool:
         """Mark `future` running and count it; False (and counted) if it was cancelled."""
-        ledger = self._ledger
         if not future.start():
             future.release_work()
-            if tally is None:
-                with self._lock:
-                    ledger.cancelled(future, ledger.shared)
-            else:
-                ledger.cancelled(future, tally)
+            self._record(self._ledger.cancelled, future, tally)
             return False
+        self._record(self._ledger.started, future, tally)
+        return True
+
+    def _record(
+        self,
+        record: Callable[[TaskFuture[Any], Tally], None],
+        future: TaskFuture[Any],
+        tally: Tally | None,
+    ) -> None:
+        """Call a `Ledger` writer with `tally`, or with the shared one under the lock."""
         if tally is None:
             with self._lock:
-                ledger.started(future, ledger.shared)
+                record(future, self._ledger.shared)
         else:
-            ledger.started(future, tally)
-        return True
+            record(future, tally)
 
     def _call(self, future: TaskFuture[Any], tally: Tally | None) -> None:
         fn, args, kwargs = future._task_fn, future._task_args, future._task_kwargs
@@ -396,12 +400,10 @@ class Background:
                         "callback %s raised for task %s", task_name(callback), self._label(future)
                     )
         finally:
-            ledger = self._ledger
-            if tally is None:
-                with self._lock:
-                    ledger.finished(future, error is not None, ledger.shared)
+            if error is None:
+                self._record(self._ledger.succeeded, future, tally)
             else:
-                ledger.finished(future, error is not None, tally)
+                self._record(self._ledger.failed, future, tally)
 
     def _label(self, future: TaskFuture[Any]) -> str:
         return f"{future._task_name!r} (id {future._task_id}) in pool {self._name!r}"
