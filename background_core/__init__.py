@@ -13,6 +13,7 @@ from ._errors import QueueFull as QueueFull
 from ._exit import install_sigterm_handler as install_sigterm_handler
 from ._exit import open_pools as open_pools
 from ._pool import Background as Background
+from ._pool import check_option as check_option
 from ._pool import usable_cpus as usable_cpus
 from ._report import DrainReport as DrainReport
 from ._report import Stats as Stats
@@ -33,6 +34,7 @@ __all__ = (
     "TaskDecorator",
     "TaskInfo",
     "add_context_capturer",
+    "check_option",
     "install_sigterm_handler",
     "open_pools",
     "remove_context_capturer",

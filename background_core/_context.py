@@ -2,12 +2,14 @@
 
 A capturer is called at submission, in the caller's thread. It returns a context manager
 that the worker enters around the task (a Flask app context, say), or None when it has
-nothing to carry. Capturers are global: they apply to every pool.
+nothing to carry. Capturers added here apply to every pool; a pool may have one of its
+own as well (`Background(capturer=...)`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TypeVar
@@ -16,7 +18,8 @@ Capturer = Callable[[], "AbstractContextManager[object] | None"]
 
 R = TypeVar("R")
 
-_capturers: tuple[Capturer, ...] = ()
+_capturers: tuple[Capturer, ...] = ()  # replaced whole, so readers need no lock
+_changing = threading.Lock()
 
 
 def add_context_capturer(capturer: Capturer) -> None:
@@ -27,21 +30,24 @@ def add_context_capturer(capturer: Capturer) -> None:
     global _capturers
     if not callable(capturer):
         raise TypeError(f"a context capturer must be callable, got {type(capturer).__name__}")
-    if capturer not in _capturers:
-        _capturers = (*_capturers, capturer)
+    with _changing:
+        if capturer not in _capturers:
+            _capturers = (*_capturers, capturer)
 
 
 def remove_context_capturer(capturer: Capturer) -> None:
     """Unregister `capturer`; does nothing if it is not registered. Thread-safe."""
     global _capturers
-    _capturers = tuple(c for c in _capturers if c != capturer)
+    with _changing:
+        _capturers = tuple(c for c in _capturers if c != capturer)
 
 
-def capture() -> tuple[AbstractContextManager[object], ...] | None:
-    """Call every capturer; return the context managers they gave, or None if none did."""
-    if not _capturers:
+def capture(own: Capturer | None = None) -> tuple[AbstractContextManager[object], ...] | None:
+    """Call every capturer, then `own`; return the context managers they gave, or None."""
+    capturers = _capturers if own is None else (*_capturers, own)
+    if not capturers:
         return None
-    managers = tuple(m for m in (c() for c in _capturers) if m is not None)
+    managers = tuple(m for m in (c() for c in capturers) if m is not None)
     return managers or None
 
 

@@ -24,7 +24,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from . import _exit
 from ._aio import LoopThread
-from ._context import call_within, capture
+from ._context import Capturer, call_within, capture
 from ._errors import PoolClosed, QueueFull
 from ._future import SENDING, TaskFuture
 from ._ledger import Ledger, Tally, info, no_limit
@@ -71,6 +71,33 @@ def _check_timeout(value: object, what: str) -> float:
     return float(value)
 
 
+def check_option(option: str, value: object, label: str | None = None) -> None:
+    """Raise TypeError or ValueError unless `value` suits `Background`'s option `option`.
+
+    `label` names the value in the message (an adapter's config key, say); by default,
+    the option. Adapters call this to check configuration before making a pool.
+    """
+    what = label or option
+    if option == "name":
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{what} must be a non-empty str, got {value!r}")
+    elif option in ("workers", "max_queue"):
+        if value is not None:
+            check_workers(value, what)
+    elif option == "on_full":
+        if value not in _ON_FULL:
+            raise ValueError(
+                f"{what} must be one of {', '.join(map(repr, _ON_FULL))}; got {value!r}"
+            )
+    elif option == "drain_timeout":
+        _check_timeout(value, what)
+    elif option == "eager":
+        if not isinstance(value, bool):
+            raise TypeError(f"{what} must be True or False, got {value!r}")
+    else:
+        raise ValueError(f"Background has no option {option!r}")
+
+
 def task_name(fn: Callable[..., object]) -> str:
     """The name reports give a callable: its qualified name, else its type's name."""
     inner = getattr(fn, "func", fn)  # functools.partial
@@ -103,6 +130,8 @@ class Background:
         eager: Run each task inline at submission (for tests).
         on_error: Called with a failed task's exception and `TaskInfo`; the default logs
             it at ERROR on logger "background".
+        capturer: Like `add_context_capturer`, for this pool's submissions only; called
+            after the global capturers (an adapter supplies its app's context with it).
 
     Thread-safe; usable from a forked child (it starts afresh there). Workers start on
     the first submission or `start()`.
@@ -119,31 +148,33 @@ class Background:
         executor: Executor | None = None,
         eager: bool = False,
         on_error: ErrorHook | None = None,
+        capturer: Capturer | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, got {name!r}")
-        if max_queue is not None:
-            check_workers(max_queue, "max_queue")
-        if on_full not in _ON_FULL:
-            raise ValueError(
-                f"on_full must be one of {', '.join(map(repr, _ON_FULL))}; got {on_full!r}"
-            )
+        for option, value in (
+            ("name", name),
+            ("workers", workers),
+            ("max_queue", max_queue),
+            ("on_full", on_full),
+            ("drain_timeout", drain_timeout),
+            ("eager", eager),
+        ):
+            check_option(option, value)
         if executor is not None and not isinstance(executor, Executor):
             raise TypeError(
                 f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}"
             )
-        if on_error is not None and not callable(on_error):
-            raise TypeError(f"on_error must be callable, got {type(on_error).__name__}")
+        for hook, what in ((on_error, "on_error"), (capturer, "capturer")):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{what} must be callable, got {type(hook).__name__}")
         self._name = name
-        self._target = usable_cpus() if workers is None else check_workers(workers)
+        self._target = usable_cpus() if workers is None else workers
         self._max_queue = max_queue
         self._on_full = on_full
-        self._drain_timeout = _check_timeout(drain_timeout, "drain_timeout")
+        self._drain_timeout = float(drain_timeout)
         self._executor = executor
-        if not isinstance(eager, bool):
-            raise TypeError(f"eager must be True or False, got {eager!r}")
         self._eager = eager
         self._on_error = on_error
+        self._capturer = capturer
         self._callbacks: tuple[FutureCallback, ...] = ()
         self._closed = False
         self._reset()
@@ -259,7 +290,7 @@ class Background:
         future._task_args = args
         future._task_kwargs = kwargs
         future._task_context = copy_context()
-        future._task_managers = capture()
+        future._task_managers = capture(self._capturer)
         future._task_name = name
         future._task_submitted = time.monotonic()
         if is_async is None:

@@ -333,3 +333,35 @@ def test_capturer_wraps_a_coroutine_task_on_the_loop_thread(
         ("task", loop_thread),
         ("exit cm", loop_thread),
     ]
+
+
+def test_a_pools_own_capturer_runs_after_the_global_ones_for_that_pool_only() -> None:
+    order: list[str] = []
+
+    @contextlib.contextmanager
+    def mark(tag: str) -> Iterator[None]:
+        order.append(f"enter {tag}")
+        yield
+        order.append(f"exit {tag}")
+
+    def global_capturer() -> contextlib.AbstractContextManager[None]:
+        return mark("global")
+
+    add_context_capturer(global_capturer)
+    try:
+        with (
+            Background(1, name="own", capturer=lambda: mark("own")) as own,
+            Background(1, name="plain") as plain,
+        ):
+            own.submit(order.append, "task").result(timeout=10)
+            assert order == ["enter global", "enter own", "task", "exit own", "exit global"]
+            order.clear()
+            plain.submit(order.append, "task").result(timeout=10)
+            assert order == ["enter global", "task", "exit global"]
+    finally:
+        remove_context_capturer(global_capturer)
+
+
+def test_a_pools_own_capturer_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="capturer must be callable"):
+        Background(1, capturer=42)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from background_core import (
     QueueFull,
     Stats,
     TaskInfo,
+    check_option,
 )
 
 SECRET = "hunter2-secret-argument"
@@ -1108,3 +1109,29 @@ def test_an_executor_pool_accepts_a_real_executor() -> None:
         assert bg.submit(lambda: 11).result(timeout=WAIT) == 11
         assert bg.drain(timeout=WAIT).finished
         assert bg.stats().succeeded == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("workers", 0, ValueError),
+        ("workers", "8", TypeError),
+        ("max_queue", -1, ValueError),
+        ("on_full", "drop", ValueError),
+        ("drain_timeout", "soon", TypeError),
+        ("eager", "yes", TypeError),
+        ("name", "", TypeError),
+    ],
+)
+def test_check_option_names_the_label_it_is_given(
+    option: str, value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=r"^BACKGROUND_X must be"):
+        check_option(option, value, "BACKGROUND_X")
+
+
+def test_check_option_accepts_good_values_and_refuses_unknown_options() -> None:
+    for option, value in [("workers", None), ("workers", 3), ("on_full", "raise")]:
+        check_option(option, value)
+    with pytest.raises(ValueError, match="no option 'colour'"):
+        check_option("colour", "blue")
