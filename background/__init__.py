@@ -21,9 +21,8 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, ParamSpec, TypeVar, overload
 
-from background_core import AsyncTask, Background, Task, TaskDecorator
+from background_core import Background, TaskMaker
 from background_core._pool import FutureCallback, check_workers, usable_cpus
-from background_core._task import decorator, make_task
 
 __all__ = ("callback", "default_pool", "n", "run", "task")
 
@@ -51,23 +50,12 @@ def default_pool() -> Background:
     return pool
 
 
-@overload
-def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
-@overload
-def task(fn: Callable[P, R], /) -> Task[P, R]: ...
-@overload
-def task(*, name: str) -> TaskDecorator: ...
-def task(
-    fn: Callable[..., Any] | None = None, /, *, name: str | None = None
-) -> Task[..., Any] | TaskDecorator:
-    """Decorate a function so each call runs it on the default pool and returns a Future.
+task = TaskMaker(default_pool)
+"""Decorate a function so each call runs it on the default pool and returns a Future.
 
-    Use as ``@background.task`` or ``@background.task(name="send-email")``.
-    Raises TypeError for a non-callable.
-    """
-    if fn is None:
-        return decorator(default_pool, name)
-    return make_task(fn, default_pool, name)
+Use as ``@background.task`` or ``@background.task(name="send-email")``.
+Raises TypeError for a non-callable.
+"""
 
 
 @overload

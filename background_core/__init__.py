@@ -21,6 +21,7 @@ from ._report import TaskInfo as TaskInfo
 from ._task import AsyncTask as AsyncTask
 from ._task import Task as Task
 from ._task import TaskDecorator as TaskDecorator
+from ._task import TaskMaker as TaskMaker
 
 __all__ = (
     "AsyncTask",
@@ -33,6 +34,7 @@ __all__ = (
     "Task",
     "TaskDecorator",
     "TaskInfo",
+    "TaskMaker",
     "add_context_capturer",
     "check_option",
     "install_sigterm_handler",

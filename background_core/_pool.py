@@ -29,7 +29,7 @@ from ._errors import PoolClosed, QueueFull
 from ._future import SENDING, TaskFuture
 from ._ledger import Ledger, Tally, info, no_limit
 from ._report import DrainReport, Stats, TaskInfo
-from ._task import AsyncTask, Task, TaskDecorator, decorator, make_task
+from ._task import TaskMaker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -175,6 +175,12 @@ class Background:
         self._eager = eager
         self._on_error = on_error
         self._capturer = capturer
+        self.task = TaskMaker(self._self)
+        """Decorate a function (or method, or ``async def``) so calls submit it here.
+
+        Use as ``@bg.task`` or ``@bg.task(name="send-email")``. A call returns a
+        `concurrent.futures.Future` at once. Raises TypeError for a non-callable.
+        """
         self._callbacks: tuple[FutureCallback, ...] = ()
         self._closed = False
         self._reset()
@@ -235,24 +241,6 @@ class Background:
             self._loop.wake()
 
     # -- submission ------------------------------------------------------------------
-
-    @overload
-    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
-    @overload
-    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
-    @overload
-    def task(self, /, *, name: str) -> TaskDecorator: ...
-    def task(
-        self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None
-    ) -> Task[..., Any] | TaskDecorator:
-        """Decorate a function (or method, or ``async def``) so calls submit it here.
-
-        Use as ``@bg.task`` or ``@bg.task(name="send-email")``. A call returns a
-        `concurrent.futures.Future` at once. Raises TypeError for a non-callable.
-        """
-        if fn is None:
-            return decorator(self._self, name)
-        return make_task(fn, self._self, name)
 
     def _self(self) -> Background:
         return self

@@ -92,18 +92,30 @@ class TaskDecorator(Protocol):
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
-def make_task(
-    fn: Callable[..., Any], pool: Callable[[], Background], name: str | None
-) -> Task[..., Any]:
-    """A `Task`, or an `AsyncTask` for an ``async def`` function."""
-    cls = AsyncTask if inspect.iscoroutinefunction(fn) else Task
-    return cls(fn, pool=pool, name=name)
+class TaskMaker:
+    """The ``task`` decorator of a pool: ``@bg.task`` or ``@bg.task(name="send-email")``.
 
+    Makes a `Task` (an `AsyncTask` for an ``async def`` function) whose calls submit to
+    the pool that `pool` returns at call time. Adapters give it a function that finds
+    the current app's pool. Raises TypeError for a non-callable.
+    """
 
-def decorator(pool: Callable[[], Background], name: str | None) -> TaskDecorator:
-    """The decorator ``bg.task(name=...)`` returns."""
+    def __init__(self, pool: Callable[[], Background]) -> None:
+        self._pool = pool
 
-    def decorate(fn: Callable[..., Any]) -> Task[..., Any]:
-        return make_task(fn, pool, name)
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, /, *, name: str) -> TaskDecorator: ...
+    def __call__(
+        self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None
+    ) -> Task[..., Any] | TaskDecorator:
+        if fn is None:
+            return functools.partial(self._make, name=name)  # type: ignore[return-value]
+        return self._make(fn, name=name)
 
-    return decorate  # type: ignore[return-value]  # the overloads are in TaskDecorator
+    def _make(self, fn: Callable[..., Any], *, name: str | None) -> Task[..., Any]:
+        cls = AsyncTask if inspect.iscoroutinefunction(fn) else Task
+        return cls(fn, pool=self._pool, name=name)
