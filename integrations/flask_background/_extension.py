@@ -1,0 +1,149 @@
+"""`Background`: the Flask extension. One `background_core.Background` pool per app.
+
+The extension object holds no app: each app's pool lives in ``app.extensions`` and the
+apps it serves in a weak set, so one object serves app factories and tests alike.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, ParamSpec, TypeVar
+
+from flask import Flask, current_app, has_app_context
+
+import background_core
+from background_core import TaskMaker, check_option
+
+from ._context import TaskContext
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Config key suffix -> (Background option, default). The prefix is the extension's.
+_OPTIONS: dict[str, tuple[str, object]] = {
+    "WORKERS": ("workers", None),
+    "MAX_QUEUE": ("max_queue", None),
+    "ON_FULL": ("on_full", "block"),
+    "DRAIN_TIMEOUT": ("drain_timeout", 30.0),
+    "EAGER": ("eager", False),
+}
+_SWITCHES = ("COPY_REQUEST", "SIGTERM_HANDLER")  # booleans read by the extension itself
+
+
+class Background:
+    """Run functions in background threads from Flask handlers and CLI commands.
+
+    ``Background(app)`` or ``bg = Background()`` then ``bg.init_app(app)``. Tasks run
+    inside a fresh app context of the app that submitted them.
+
+    Args:
+        app: The app to serve now; more can be added with `init_app`.
+        name: Names a second pool (``"email"``): it is stored at
+            ``app.extensions["background.email"]`` and configured with
+            ``BACKGROUND_EMAIL_*`` keys. The default pool is ``app.extensions["background"]``
+            with ``BACKGROUND_*`` keys.
+    """
+
+    def __init__(self, app: Flask | None = None, *, name: str = "default") -> None:
+        check_option("name", name)
+        self.name = name
+        if name == "default":
+            self.extension_key = "background"
+            self.config_prefix = "BACKGROUND"
+        else:
+            self.extension_key = f"background.{name}"
+            self.config_prefix = f"BACKGROUND_{name.upper().replace('-', '_').replace('.', '_')}"
+        self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+        self.task = TaskMaker(self._pool_now)
+        """Decorate a function so each call runs it on the current app's pool.
+
+        Usable at module level before any app exists; the pool is found at each call
+        (see `pool`). A call returns a `concurrent.futures.Future` at once.
+        """
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read the app's configuration once and make its pool.
+
+        The pool's workers start when the first task is submitted, in the process that
+        serves (after gunicorn forks, or in the reloader's child).
+
+        Raises:
+            RuntimeError: The extension is already registered on `app`.
+            TypeError, ValueError: A configuration value is wrong; the message names the key.
+        """
+        if self.extension_key in app.extensions:
+            raise RuntimeError(
+                f"app {app.name!r} already has app.extensions[{self.extension_key!r}]: "
+                "call init_app once per app, and reuse that extension instance everywhere."
+            )
+        options: dict[str, Any] = {}
+        for suffix, (option, default) in _OPTIONS.items():
+            key = f"{self.config_prefix}_{suffix}"
+            value = app.config.setdefault(key, default)
+            check_option(option, value, key)
+            options[option] = value
+        switches = {}
+        for suffix in _SWITCHES:
+            key = f"{self.config_prefix}_{suffix}"
+            value = app.config.setdefault(key, False)
+            check_option("eager", value, key)  # the same rule: True or False
+            switches[suffix] = value
+        pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
+        app.extensions[self.extension_key] = background_core.Background(
+            name=pool_name,
+            capturer=TaskContext.capturer(app, copy_request=switches["COPY_REQUEST"]),
+            **options,
+        )
+        self._apps.add(app)
+        if switches["SIGTERM_HANDLER"]:
+            background_core.install_sigterm_handler()
+
+    # -- finding the pool --------------------------------------------------------------
+
+    @property
+    def pool(self) -> background_core.Background:
+        """The pool of the current app, or of the only app served outside an app context.
+
+        Raises:
+            RuntimeError: No pool can be chosen; the message says what to do.
+        """
+        if has_app_context():
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            try:
+                pool: background_core.Background = app.extensions[self.extension_key]
+            except KeyError:
+                raise RuntimeError(
+                    f"app {app.name!r} has no app.extensions[{self.extension_key!r}]: "
+                    "call init_app(app) on this extension when you create the app."
+                ) from None
+            return pool
+        apps = list(self._apps)
+        if len(apps) == 1:
+            only: background_core.Background = apps[0].extensions[self.extension_key]
+            return only
+        if not apps:
+            raise RuntimeError(
+                "this background extension serves no app yet: call init_app(app) "
+                "(or Background(app)) before submitting tasks."
+            )
+        raise RuntimeError(
+            f"this background extension serves {len(apps)} apps and no app context is "
+            "active, so it cannot tell which app's pool to use: submit inside "
+            "`with app.app_context():`, or from a request or CLI command."
+        )
+
+    # -- submitting --------------------------------------------------------------------
+
+    def _pool_now(self) -> background_core.Background:
+        return self.pool
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Run ``fn(*args, **kwargs)`` on the current app's pool; return its Future."""
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<flask_background.Background {self.extension_key!r}>"
