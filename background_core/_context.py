@@ -12,7 +12,8 @@ import contextlib
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TypeVar
+from contextvars import Context, ContextVar, copy_context
+from typing import Any, TypeVar
 
 Capturer = Callable[[], "AbstractContextManager[object] | None"]
 
@@ -49,6 +50,22 @@ def capture(own: Capturer | None = None) -> tuple[AbstractContextManager[object]
         return None
     managers = tuple(m for m in (c() for c in capturers) if m is not None)
     return managers or None
+
+
+def copy_without(excluded: frozenset[ContextVar[Any]]) -> Context:
+    """A copy of the current context in which the `excluded` variables were never set."""
+    context = copy_context()
+    if not any(var in context for var in excluded):
+        return context
+    kept = [(var, value) for var, value in context.items() if var not in excluded]
+    fresh = Context()
+    fresh.run(_set_all, kept)
+    return fresh
+
+
+def _set_all(pairs: list[tuple[ContextVar[Any], Any]]) -> None:
+    for var, value in pairs:
+        var.set(value)
 
 
 def call_within(

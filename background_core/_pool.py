@@ -15,16 +15,16 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Executor, Future
-from contextvars import copy_context
+from contextvars import ContextVar, copy_context
 from queue import SimpleQueue
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from . import _exit
 from ._aio import LoopThread
-from ._context import Capturer, call_within, capture
+from ._context import Capturer, call_within, capture, copy_without
 from ._errors import PoolClosed, QueueFull
 from ._future import SENDING, TaskFuture
 from ._ledger import Ledger, Tally, info, no_limit
@@ -132,6 +132,8 @@ class Background:
             it at ERROR on logger "background".
         capturer: Like `add_context_capturer`, for this pool's submissions only; called
             after the global capturers (an adapter supplies its app's context with it).
+        exclude_contextvars: Context variables that do not travel with this pool's tasks
+            (an adapter keeps its framework's per-request state out of them).
 
     Thread-safe; usable from a forked child (it starts afresh there). Workers start on
     the first submission or `start()`.
@@ -149,6 +151,7 @@ class Background:
         eager: bool = False,
         on_error: ErrorHook | None = None,
         capturer: Capturer | None = None,
+        exclude_contextvars: Iterable[ContextVar[Any]] = (),
     ) -> None:
         for option, value in (
             ("name", name),
@@ -175,6 +178,7 @@ class Background:
         self._eager = eager
         self._on_error = on_error
         self._capturer = capturer
+        self._excluded = frozenset(exclude_contextvars)
         self.task = TaskMaker(self._self)
         """Decorate a function (or method, or ``async def``) so calls submit it here.
 
@@ -277,7 +281,7 @@ class Background:
         future._task_fn = fn
         future._task_args = args
         future._task_kwargs = kwargs
-        future._task_context = copy_context()
+        future._task_context = copy_without(self._excluded) if self._excluded else copy_context()
         future._task_managers = capture(self._capturer)
         future._task_name = name
         future._task_submitted = time.monotonic()

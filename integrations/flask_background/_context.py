@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from flask import Flask, current_app, has_app_context, has_request_context, request
+from flask.globals import _cv_app, _cv_request
 
 # Environ entries that belong to the live request and must not travel.
 _LIVE_ONLY = ("wsgi.input", "wsgi.errors", "werkzeug.request", "werkzeug.socket")
@@ -23,6 +24,10 @@ _LIVE_ONLY = ("wsgi.input", "wsgi.errors", "werkzeug.request", "werkzeug.socket"
 
 class TaskContext:
     """Capturers for a Flask pool (see `background_core.Background(capturer=...)`)."""
+
+    # The submitter's app and request contexts must not leak into the task through the
+    # contextvars it inherits: a request object outlives its response there.
+    FLASK_CONTEXTVARS = (_cv_app, _cv_request)
 
     @staticmethod
     def capturer(app: Flask, *, copy_request: bool) -> Callable[[], AbstractContextManager[object]]:

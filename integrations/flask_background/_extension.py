@@ -96,6 +96,7 @@ class Background:
         app.extensions[self.extension_key] = background_core.Background(
             name=pool_name,
             capturer=TaskContext.capturer(app, copy_request=switches["COPY_REQUEST"]),
+            exclude_contextvars=TaskContext.FLASK_CONTEXTVARS,
             **options,
         )
         self._apps.add(app)

@@ -365,3 +365,24 @@ def test_a_pools_own_capturer_runs_after_the_global_ones_for_that_pool_only() ->
 def test_a_pools_own_capturer_must_be_callable() -> None:
     with pytest.raises(TypeError, match="capturer must be callable"):
         Background(1, capturer=42)  # type: ignore[arg-type]
+
+
+def test_excluded_contextvars_do_not_travel_but_the_others_do() -> None:
+    private: contextvars.ContextVar[str] = contextvars.ContextVar("private")
+    public: contextvars.ContextVar[str] = contextvars.ContextVar("public")
+
+    def read() -> tuple[str, str]:
+        return private.get("unset"), public.get("unset")
+
+    def submit_with_both_set(bg: Background) -> tuple[str, str]:
+        private.set("request object")
+        public.set("trace id")
+        return bg.submit(read).result(timeout=10)
+
+    with Background(1, name="excl", exclude_contextvars=[private]) as bg:
+        assert contextvars.copy_context().run(submit_with_both_set, bg) == ("unset", "trace id")
+    with Background(1, name="incl") as bg:
+        assert contextvars.copy_context().run(submit_with_both_set, bg) == (
+            "request object",
+            "trace id",
+        )

@@ -1,0 +1,297 @@
+"""The Flask extension through Flask's test client and CLI runner."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+import pytest
+from flask import Flask, current_app, g, request
+
+import background_core
+from flask_background import Background
+
+WAIT = 10.0
+
+
+@pytest.fixture
+def apps() -> Iterator[list[Flask]]:
+    """Apps made by a test; their pools are shut down afterwards."""
+    made: list[Flask] = []
+    yield made
+    for app in made:
+        for key, pool in app.extensions.items():
+            if key.startswith("background"):
+                pool.shutdown()
+
+
+def make_app(apps: list[Flask], name: str = "shop", **config: object) -> Flask:
+    app = Flask(name)
+    app.config.update(config)
+    apps.append(app)
+    return app
+
+
+def test_init_app_stores_a_pool_configured_from_the_app(apps: list[Flask]) -> None:
+    bg = Background()
+    app = make_app(apps, BACKGROUND_WORKERS=3, BACKGROUND_MAX_QUEUE=50, BACKGROUND_DRAIN_TIMEOUT=5)
+    bg.init_app(app)
+    pool = app.extensions["background"]
+    assert isinstance(pool, background_core.Background)
+    assert pool.workers == 3
+    assert pool.drain_timeout == 5
+    assert pool.name == "shop"
+    assert app.config["BACKGROUND_ON_FULL"] == "block"
+    assert app.config["BACKGROUND_EAGER"] is False
+    assert app.config["BACKGROUND_COPY_REQUEST"] is False
+    assert app.config["BACKGROUND_SIGTERM_HANDLER"] is False
+
+
+def test_defaults_are_set_on_the_config(apps: list[Flask]) -> None:
+    app = make_app(apps)
+    Background(app)
+    assert app.config["BACKGROUND_WORKERS"] is None
+    assert app.extensions["background"].workers == background_core.usable_cpus()
+    assert app.config["BACKGROUND_MAX_QUEUE"] is None
+    assert app.config["BACKGROUND_DRAIN_TIMEOUT"] == 30.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ("BACKGROUND_WORKERS", 0, ValueError),
+        ("BACKGROUND_WORKERS", "8", TypeError),
+        ("BACKGROUND_MAX_QUEUE", -5, ValueError),
+        ("BACKGROUND_ON_FULL", "drop", ValueError),
+        ("BACKGROUND_DRAIN_TIMEOUT", "30s", TypeError),
+        ("BACKGROUND_DRAIN_TIMEOUT", -1, ValueError),
+        ("BACKGROUND_EAGER", "yes", TypeError),
+        ("BACKGROUND_COPY_REQUEST", 1, TypeError),
+        ("BACKGROUND_SIGTERM_HANDLER", "on", TypeError),
+    ],
+)
+def test_a_wrong_value_fails_at_init_app_naming_the_key(
+    apps: list[Flask], key: str, value: object, error: type[Exception]
+) -> None:
+    app = make_app(apps, **{key: value})
+    with pytest.raises(error, match=f"^{key} must be"):
+        Background(app)
+    assert "background" not in app.extensions
+
+
+def test_registering_twice_on_one_app_says_to_reuse_the_instance(apps: list[Flask]) -> None:
+    app = make_app(apps)
+    bg = Background(app)
+    for again in (bg, Background()):
+        with pytest.raises(RuntimeError, match="reuse that extension instance"):
+            again.init_app(app)
+
+
+def test_a_handler_fires_a_task_that_runs_in_a_fresh_app_context(apps: list[Flask]) -> None:
+    bg = Background()
+    seen: dict[str, object] = {}
+    done = threading.Event()
+
+    @bg.task
+    def record(user_id: int) -> None:
+        seen["app"] = current_app.name
+        seen["user"] = user_id
+        seen["g_from_request"] = g.get("user")
+        seen["thread"] = threading.current_thread().name
+        g.task_value = "mine"
+
+    app = make_app(apps)
+
+    @app.teardown_appcontext
+    def teardown(exc: BaseException | None) -> None:
+        if g.get("task_value") == "mine":
+            seen["torn_down"] = True
+            done.set()
+
+    @app.post("/signup")
+    def signup() -> dict[str, str]:
+        g.user = "from the request"
+        future = record(42)
+        assert isinstance(future, Future)
+        return {"status": "queued"}
+
+    bg.init_app(app)
+    response = app.test_client().post("/signup")
+    assert response.status_code == 200
+    assert response.json == {"status": "queued"}
+    assert done.wait(WAIT)
+    assert seen == {
+        "app": "shop",
+        "user": 42,
+        "g_from_request": None,
+        "thread": seen["thread"],
+        "torn_down": True,
+    }
+    assert str(seen["thread"]).startswith("background-shop-")
+
+
+def test_teardown_runs_after_each_task_even_when_it_fails(apps: list[Flask]) -> None:
+    app = make_app(apps)
+    torn_down: list[str | None] = []
+
+    @app.teardown_appcontext
+    def teardown(exc: BaseException | None) -> None:
+        torn_down.append(type(exc).__name__ if exc else None)
+
+    bg = Background(app)
+
+    @bg.task
+    def boom() -> None:
+        raise ValueError("boom")
+
+    with app.app_context():
+        futures = [bg.submit(int, "1"), boom()]
+    assert futures[0].result(timeout=WAIT) == 1
+    with pytest.raises(ValueError, match="boom"):
+        futures[1].result(timeout=WAIT)
+    assert app.extensions["background"].drain(WAIT).finished
+    # The task's own contexts, not the one the test pushed and popped.
+    assert sorted(torn_down, key=str) == [None, None, "ValueError"][: len(torn_down)]
+    assert len(torn_down) >= 2
+
+
+def test_submit_through_app_extensions_returns_a_future(apps: list[Flask]) -> None:
+    app = make_app(apps)
+    Background(app)
+
+    @app.get("/sum")
+    def total() -> str:
+        future = current_app.extensions["background"].submit(sum, [1, 2, 3])
+        return str(future.result(timeout=WAIT))
+
+    assert app.test_client().get("/sum").text == "6"
+
+
+def test_one_extension_serves_two_apps_from_a_factory(apps: list[Flask]) -> None:
+    bg = Background()
+
+    @bg.task
+    def which_app() -> str:
+        return current_app.name
+
+    def create_app(name: str) -> Flask:
+        app = make_app(apps, name, BACKGROUND_WORKERS=1)
+        bg.init_app(app)
+        return app
+
+    first, second = create_app("first"), create_app("second")
+    assert first.extensions["background"] is not second.extensions["background"]
+    for app in (first, second):
+        with app.app_context():
+            assert which_app().result(timeout=WAIT) == app.name
+            assert bg.pool is app.extensions["background"]
+    with pytest.raises(RuntimeError, match="serves 2 apps and no app context is active"):
+        which_app()
+
+
+def test_outside_an_app_context_the_only_app_is_used(apps: list[Flask]) -> None:
+    bg = Background()
+
+    @bg.task
+    def which_app() -> str:
+        return current_app.name
+
+    with pytest.raises(RuntimeError, match="serves no app yet"):
+        which_app()
+    app = make_app(apps, "solo")
+    bg.init_app(app)
+    assert which_app().result(timeout=WAIT) == "solo"
+
+
+def test_an_app_without_the_extension_gets_a_clear_error(apps: list[Flask]) -> None:
+    bg = Background(make_app(apps, "with"))
+    other = make_app(apps, "without")
+    with other.app_context(), pytest.raises(RuntimeError, match="call init_app"):
+        bg.submit(int)
+
+
+def test_eager_mode_runs_the_task_before_the_response(apps: list[Flask]) -> None:
+    app = make_app(apps, BACKGROUND_EAGER=True)
+    bg = Background(app)
+    ran: list[tuple[str, str]] = []
+
+    @bg.task
+    def record(value: str) -> None:
+        ran.append((current_app.name, threading.current_thread().name))
+
+    @app.get("/")
+    def index() -> str:
+        assert record("x").done()
+        return "ok"
+
+    assert app.test_client().get("/").text == "ok"
+    assert ran == [("shop", threading.current_thread().name)]
+
+
+def test_a_second_pool_has_its_own_key_and_config(apps: list[Flask]) -> None:
+    app = make_app(apps, BACKGROUND_WORKERS=2, BACKGROUND_EMAIL_WORKERS=1)
+    default, email = Background(app), Background(app, name="email")
+    assert app.extensions["background"].workers == 2
+    assert app.extensions["background.email"].workers == 1
+    assert app.extensions["background.email"].name == "shop.email"
+    assert app.config["BACKGROUND_EMAIL_DRAIN_TIMEOUT"] == 30.0
+
+    @email.task
+    def send() -> str:
+        return threading.current_thread().name
+
+    with app.app_context():
+        assert send().result(timeout=WAIT).startswith("background-shop.email-")
+        assert default.pool is not email.pool
+
+
+def test_request_data_is_not_carried_unless_asked(apps: list[Flask]) -> None:
+    for copy in (False, True):
+        app = make_app(apps, f"copy_{copy}".lower(), BACKGROUND_COPY_REQUEST=copy)
+        bg = Background(app)
+
+        @bg.task
+        def look() -> tuple[str, str | None, str | None] | None:
+            if not request:
+                return None
+            return request.path, request.args.get("q"), request.headers.get("X-Trace")
+
+        @app.post("/search")
+        def search() -> str:
+            return repr(look().result(timeout=WAIT))
+
+        response = app.test_client().post(
+            "/search?q=books", data=b"body", headers={"X-Trace": "abc"}
+        )
+        expected = ("/search", "books", "abc") if copy else None
+        assert response.text == repr(expected)
+
+
+def test_a_cli_command_submits_in_its_app_context(apps: list[Flask]) -> None:
+    app = make_app(apps, "cli")
+    bg = Background(app)
+
+    @bg.task
+    def which_app() -> str:
+        return current_app.name
+
+    @app.cli.command("fire")
+    def fire() -> None:
+        print(which_app().result(timeout=WAIT))
+
+    result = app.test_cli_runner().invoke(args=["fire"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "cli"
+
+
+def test_async_tasks_run_in_the_app_context_too(apps: list[Flask]) -> None:
+    app = make_app(apps, "aio")
+    bg = Background(app)
+
+    @bg.task
+    async def which_app() -> str:
+        return current_app.name
+
+    with app.app_context():
+        assert which_app().result(timeout=WAIT) == "aio"
