@@ -5,7 +5,7 @@ daemon workers still live, then shuts it down; tasks still unfinished are logged
 process exits even if one hangs forever. A plain SIGTERM runs no exit hook at all, so
 `install_sigterm_handler()` (opt-in) drains first and then ends the process as SIGTERM would.
 All pools' deadlines count from the first exit request: a drain at SIGTERM followed by
-one at exit never waits twice.
+one at exit never waits twice (a SIGTERM means the process is to end soon).
 """
 
 from __future__ import annotations
@@ -47,23 +47,26 @@ def open_pools() -> list[Background]:
     return [pool for pool in list(_pools) if not pool.closed]
 
 
+def _deadlines() -> list[tuple[Background, float]]:
+    """Each open pool with its deadline, counted from the first exit request."""
+    global _exit_began
+    if _exit_began is None:
+        _exit_began = time.monotonic()
+    return [(pool, _exit_began + pool.drain_timeout) for pool in open_pools()]
+
+
 def drain_open_pools() -> None:
-    """Drain each open pool for at most its drain_timeout, all at once; close nothing."""
-    began = time.monotonic()
-    for pool in open_pools():
-        pool.drain(max(0.0, began + pool.drain_timeout - time.monotonic()))
+    """Drain each open pool until its deadline; close nothing (the process goes on)."""
+    for pool, deadline in _deadlines():
+        pool.drain(max(0.0, deadline - time.monotonic()))
 
 
 def shutdown_open_pools() -> None:
     """Drain each open pool until its deadline, then shut it down, logging what is left.
 
-    Deadlines count from the first call, so a second one (SIGTERM, then exit) never
-    waits twice. Pools stay open while others drain: tasks may still submit follow-ups.
+    Pools stay open while others drain: tasks may still submit follow-ups.
     """
-    global _exit_began
-    if _exit_began is None:
-        _exit_began = time.monotonic()
-    deadlines = [(pool, _exit_began + pool.drain_timeout) for pool in open_pools()]
+    deadlines = _deadlines()
     for pool, deadline in deadlines:
         pool.drain(max(0.0, deadline - time.monotonic()))
     for pool, deadline in deadlines:
