@@ -1,0 +1,95 @@
+"""`lifespan()`: start a pool before the first request and drain it at shutdown.
+
+Needs only Starlette. The drain happens here, in the lifespan: uvicorn re-raises SIGTERM
+once the lifespan has finished, so no exit hook would run after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from background_core import Background
+
+logger = logging.getLogger("background")
+
+AppT = TypeVar("AppT")
+Lifespan = Callable[[AppT], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+STATE_KEY = "background"
+
+
+def lifespan(
+    app_lifespan: Lifespan[AppT] | None = None,
+    /,
+    *,
+    pool: Background | None = None,
+    **options: Any,
+) -> Lifespan[AppT]:
+    """A lifespan that runs a background pool with the app: ``FastAPI(lifespan=lifespan())``.
+
+    Args:
+        app_lifespan: The app's own lifespan; it runs inside ours (the pool already
+            works in it), and the state it yields is merged with ours.
+        pool: A pool made elsewhere (say at module level, for ``@bg.task``). It is
+            drained at shutdown and left open, so the app can start again (tests).
+            Without it, each start makes a pool from `options` and shuts it down at the
+            end.
+        **options: `background_core.Background` options, when no `pool` is given; the
+            pool's name defaults to "app".
+
+    The pool is on ``app.state.background`` and in the lifespan state
+    (``request.state.background``, what `get_background` returns). Shutdown drains it
+    for at most its ``drain_timeout``, off the event loop, and logs each task that did not
+    finish by name and id.
+
+    Raises:
+        TypeError: Both `pool` and `options` were given, or an option is wrong.
+    """
+    if pool is not None and options:
+        raise TypeError(
+            "lifespan() takes either pool= or Background options, not both: "
+            f"configure the pool itself instead of passing {sorted(options)}"
+        )
+    if pool is None:
+        options.setdefault("name", "app")
+        Background(**options).shutdown()  # check the options now, not at startup
+
+    @asynccontextmanager
+    async def run(app: AppT) -> AsyncIterator[dict[str, Any]]:
+        owned = pool is None
+        bg = Background(**options) if pool is None else pool
+        bg.start()
+        app.state.background = bg  # type: ignore[attr-defined]
+        try:
+            state: dict[str, Any] = {STATE_KEY: bg}
+            if app_lifespan is None:
+                yield state
+            else:
+                async with app_lifespan(app) as app_state:
+                    yield {**state, **(app_state or {})}
+        finally:
+            await anyio.to_thread.run_sync(_stop, bg, owned)
+
+    return run
+
+
+def _stop(bg: Background, owned: bool) -> None:
+    if owned:
+        bg.shutdown()  # logs what did not finish
+        return
+    report = bg.drain()
+    for task in report.unfinished:
+        logger.warning(
+            "pool %r: task %r (id %d) did not finish by the end of the app's lifespan: "
+            "%s, submitted %.1fs ago",
+            bg.name,
+            task.name,
+            task.id,
+            task.state,
+            task.age,
+        )
