@@ -1,0 +1,269 @@
+"""The FastAPI/Starlette adapter in process: TestClient, and httpx with asgi-lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import Depends, FastAPI, Request
+from fastapi.testclient import TestClient
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from background_core import Background
+from fastapi_background import BackgroundDep, background_of, get_background, lifespan
+
+WAIT = 10.0
+
+
+def thread_name() -> str:
+    return threading.current_thread().name
+
+
+def mailer(bg: BackgroundDep) -> Background:
+    """A sub-dependency that needs the pool (module level: FastAPI resolves names here)."""
+    return bg
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def test_handlers_get_the_pool_and_fire_tasks() -> None:
+    app = FastAPI(lifespan=lifespan(workers=2, name="web"))
+    fired = threading.Event()
+
+    def send_welcome(email: str) -> None:
+        assert email == "ada@example.com"
+        fired.set()
+
+    @app.post("/signup")
+    async def signup(email: str, bg: BackgroundDep) -> dict[str, str]:
+        future = bg.submit(send_welcome, email)
+        assert not future.done() or fired.is_set()
+        return {"status": "queued"}
+
+    with TestClient(app) as client:
+        response = client.post("/signup", params={"email": "ada@example.com"})
+        assert response.json() == {"status": "queued"}
+        assert fired.wait(WAIT)
+        pool = app.state.background
+        assert isinstance(pool, Background)
+        assert pool.name == "web"
+        assert pool.workers == 2
+        assert not pool.closed
+    assert pool.closed  # the lifespan made it, so the lifespan shut it down
+
+
+def test_sync_handlers_and_sub_dependencies_get_the_same_pool() -> None:
+    app = FastAPI(lifespan=lifespan(workers=1))
+
+    @app.get("/sync")
+    def sync_handler(
+        bg: BackgroundDep, via: Annotated[Background, Depends(mailer)]
+    ) -> dict[str, Any]:
+        return {"same": bg is via, "thread": bg.submit(thread_name).result(timeout=WAIT)}
+
+    @app.get("/plain-dependency")
+    async def plain(bg: Annotated[Background, Depends(get_background)], request: Request) -> bool:
+        return bg is request.state.background is request.app.state.background
+
+    with TestClient(app) as client:
+        assert client.get("/sync").json() == {"same": True, "thread": "background-app-1"}
+        assert client.get("/plain-dependency").json() is True
+
+
+def test_an_async_handler_awaits_a_result_without_blocking_the_loop() -> None:
+    app = FastAPI(lifespan=lifespan(workers=1))
+    release = threading.Event()
+
+    def slow_square(x: int) -> int:
+        assert release.wait(WAIT)
+        return x * x
+
+    @app.get("/square/{x}")
+    async def square(x: int, bg: BackgroundDep) -> int:
+        future = bg.submit(slow_square, x)
+        # The loop stays free while the task waits: it can run this too.
+        await asyncio.get_running_loop().run_in_executor(None, release.set)
+        return await asyncio.wrap_future(future)
+
+    with TestClient(app) as client:
+        assert client.get("/square/7").json() == 49
+
+
+def test_async_tasks_run_on_the_pools_loop_not_the_servers() -> None:
+    app = FastAPI(lifespan=lifespan(workers=2, name="aio"))
+
+    async def where() -> str:
+        await asyncio.sleep(0)
+        return thread_name()
+
+    @app.get("/where")
+    async def handler(bg: BackgroundDep) -> dict[str, str]:
+        return {"task": await asyncio.wrap_future(bg.submit(where)), "handler": thread_name()}
+
+    with TestClient(app) as client:
+        body = client.get("/where").json()
+    assert body["task"] == "background-aio-loop"
+    assert body["handler"] != body["task"]
+
+
+def test_the_apps_own_lifespan_runs_inside_and_its_state_is_merged() -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[dict[str, str]]:
+        # Our pool already works here, at startup and at shutdown.
+        pool = app.state.background
+        events.append(f"startup sees pool: {pool.submit(int, '1').result(timeout=WAIT)}")
+        yield {"db": "connection"}
+        events.append(f"shutdown sees pool open: {not pool.closed}")
+
+    app = FastAPI(lifespan=lifespan(app_lifespan, workers=1))
+
+    @app.get("/state")
+    async def state(request: Request, bg: BackgroundDep) -> dict[str, Any]:
+        return {"db": request.state.db, "pool": request.state.background is bg}
+
+    with TestClient(app) as client:
+        assert client.get("/state").json() == {"db": "connection", "pool": True}
+    assert events == ["startup sees pool: 1", "shutdown sees pool open: True"]
+
+
+def test_a_plain_starlette_app() -> None:
+    async def fire(request: StarletteRequest) -> JSONResponse:
+        bg = background_of(request)
+        return JSONResponse(await asyncio.wrap_future(bg.submit(sum, [1, 2, 3])))
+
+    app = Starlette(routes=[Route("/", fire)], lifespan=lifespan(workers=1))
+    with TestClient(app) as client:
+        assert client.get("/").json() == 6
+
+
+def test_without_the_lifespan_the_error_says_how_to_install_it() -> None:
+    app = FastAPI()
+
+    @app.get("/")
+    async def handler(bg: BackgroundDep) -> None:
+        raise AssertionError("not reached")
+
+    with TestClient(app) as client, pytest.raises(RuntimeError, match="install the lifespan"):
+        client.get("/")
+
+
+def test_a_module_level_pool_with_its_tasks_serves_several_runs() -> None:
+    bg = Background(1, name="module")
+    ran: list[int] = []
+
+    @bg.task
+    def record(i: int) -> None:
+        ran.append(i)
+
+    app = FastAPI(lifespan=lifespan(pool=bg))
+
+    @app.get("/record/{i}")
+    async def handler(i: int) -> None:
+        await asyncio.wrap_future(record(i))
+
+    for i in range(2):  # two runs, as two tests with `with TestClient(app)` would do
+        with TestClient(app) as client:
+            assert app.state.background is bg
+            client.get(f"/record/{i}")
+        assert not bg.closed  # drained, left open for the next run
+    assert ran == [0, 1]
+    bg.shutdown()
+
+
+def test_lifespan_options_are_checked_when_it_is_made() -> None:
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        lifespan(workers=0)
+    with pytest.raises(TypeError, match="either pool= or Background options"):
+        lifespan(pool=Background(1, name="x"), workers=2)
+
+
+def test_shutdown_logs_what_did_not_finish(caplog: pytest.LogCaptureFixture) -> None:
+    app = FastAPI(lifespan=lifespan(workers=1, name="slow", drain_timeout=0.2))
+    release = threading.Event()
+
+    def stuck(secret: str) -> None:
+        release.wait(WAIT)
+
+    @app.get("/")
+    async def handler(bg: BackgroundDep) -> None:
+        bg.submit(stuck, "hunter2")
+
+    try:
+        with TestClient(app) as client:
+            client.get("/")
+    finally:
+        release.set()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "background"]
+    assert len(warnings) == 1
+    assert "pool 'slow'" in warnings[0]
+    assert ".stuck' (id 1)" in warnings[0]
+    assert "hunter2" not in warnings[0]
+
+
+def test_a_failing_app_lifespan_still_stops_the_pool() -> None:
+    @asynccontextmanager
+    async def broken(app: FastAPI) -> AsyncIterator[None]:
+        raise ConnectionError("database unreachable")
+        yield
+
+    app = FastAPI(lifespan=lifespan(broken, workers=1, name="broken"))
+    with pytest.raises(ConnectionError, match="database unreachable"), TestClient(app):
+        pass
+    assert app.state.background.closed
+
+
+def test_the_pool_leaves_the_servers_threadpool_to_sync_endpoints() -> None:
+    app = FastAPI(lifespan=lifespan(workers=2, name="busy"))
+    release = threading.Event()
+
+    @app.get("/fire")
+    async def fire(bg: BackgroundDep) -> int:
+        for _ in range(50):
+            bg.submit(release.wait, WAIT)
+        return bg.stats().queued + bg.stats().running
+
+    @app.get("/sync")
+    def sync_endpoint() -> str:
+        return thread_name()
+
+    try:
+        with TestClient(app) as client:
+            assert client.get("/fire").json() == 50
+            # Both pool workers are stuck and 48 tasks wait: sync endpoints still run.
+            assert not client.get("/sync").json().startswith("background-")
+            release.set()
+    finally:
+        release.set()
+
+
+@pytest.mark.anyio
+async def test_httpx_with_asgi_lifespan() -> None:
+    app = FastAPI(lifespan=lifespan(workers=1, name="httpx"))
+
+    @app.get("/")
+    async def handler(bg: BackgroundDep) -> str:
+        return await asyncio.wrap_future(bg.submit(thread_name))
+
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
+        ) as client,
+    ):
+        response = await client.get("/")
+        assert response.json() == "background-httpx-1"
+    assert app.state.background.closed
