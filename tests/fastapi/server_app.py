@@ -97,6 +97,7 @@ async def hang(bg: BackgroundDep) -> list[dict[str, Any]]:
 async def state(request: Request, bg: BackgroundDep) -> dict[str, Any]:
     """What the composed lifespans left on the app and in the request's state."""
     return {
+        "pid": os.getpid(),
         "pool": bg.name,
         "workers": bg.workers,
         "drain_timeout": bg.drain_timeout,
