@@ -40,7 +40,7 @@ def lifespan(
             Without it, each start makes a pool from `options` and shuts it down at the
             end.
         **options: `background_core.Background` options, when no `pool` is given; the
-            pool's name defaults to "app".
+            pool's name defaults to "app", and its drain_timeout to 25 s.
 
     The pool is on ``app.state.background`` and in the lifespan state
     (``request.state.background``, what `get_background` returns). Shutdown drains it
@@ -57,6 +57,8 @@ def lifespan(
         )
     if pool is None:
         options.setdefault("name", "app")
+        # Below gunicorn's default --graceful-timeout (30 s), after which it kills workers.
+        options.setdefault("drain_timeout", 25.0)
         Background(**options).shutdown()  # check the options now, not at startup
 
     @asynccontextmanager

@@ -26,7 +26,8 @@ _OPTIONS: dict[str, tuple[str, object]] = {
     "WORKERS": ("workers", None),
     "MAX_QUEUE": ("max_queue", None),
     "ON_FULL": ("on_full", "block"),
-    "DRAIN_TIMEOUT": ("drain_timeout", 30.0),
+    # Below gunicorn's default --graceful-timeout (30 s), after which it kills workers.
+    "DRAIN_TIMEOUT": ("drain_timeout", 25.0),
     "EAGER": ("eager", False),
 }
 _SWITCHES = ("COPY_REQUEST", "SIGTERM_HANDLER")  # booleans read by the extension itself

@@ -54,7 +54,7 @@ def test_defaults_are_set_on_the_config(apps: list[Flask]) -> None:
     assert app.config["BACKGROUND_WORKERS"] is None
     assert app.extensions["background"].workers == background_core.usable_cpus()
     assert app.config["BACKGROUND_MAX_QUEUE"] is None
-    assert app.config["BACKGROUND_DRAIN_TIMEOUT"] == 30.0
+    assert app.config["BACKGROUND_DRAIN_TIMEOUT"] == 25.0
 
 
 @pytest.mark.parametrize(
@@ -235,7 +235,7 @@ def test_a_second_pool_has_its_own_key_and_config(apps: list[Flask]) -> None:
     assert app.extensions["background"].workers == 2
     assert app.extensions["background.email"].workers == 1
     assert app.extensions["background.email"].name == "shop.email"
-    assert app.config["BACKGROUND_EMAIL_DRAIN_TIMEOUT"] == 30.0
+    assert app.config["BACKGROUND_EMAIL_DRAIN_TIMEOUT"] == 25.0
 
     @email.task
     def send() -> str:
