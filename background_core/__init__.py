@@ -13,6 +13,7 @@ from ._errors import QueueFull as QueueFull
 from ._exit import install_sigterm_handler as install_sigterm_handler
 from ._exit import open_pools as open_pools
 from ._pool import Background as Background
+from ._pool import PoolOptions as PoolOptions
 from ._pool import check_option as check_option
 from ._pool import usable_cpus as usable_cpus
 from ._report import DrainReport as DrainReport
@@ -29,6 +30,7 @@ __all__ = (
     "BackgroundError",
     "DrainReport",
     "PoolClosed",
+    "PoolOptions",
     "QueueFull",
     "Stats",
     "Task",

@@ -26,7 +26,8 @@ _changing = threading.Lock()
 def add_context_capturer(capturer: Capturer) -> None:
     """Register `capturer`, called at each submission in the submitting thread.
 
-    Adding the same capturer twice has no effect. Thread-safe.
+    If it raises, the submission fails with its error (counted as rejected), on every
+    pool. Adding the same capturer twice has no effect. Thread-safe.
     """
     global _capturers
     if not callable(capturer):

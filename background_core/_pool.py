@@ -20,7 +20,7 @@ from concurrent.futures import Executor, Future
 from contextvars import ContextVar, copy_context
 from queue import SimpleQueue
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Literal, ParamSpec, TypedDict, TypeVar, overload
 
 from . import _exit
 from ._aio import LoopThread
@@ -41,6 +41,19 @@ FutureCallback = Callable[["Future[Any]"], object]
 _ON_FULL = ("block", "raise", "caller_runs")
 
 logger = logging.getLogger("background")
+
+
+class PoolOptions(TypedDict, total=False):
+    """`Background`'s keyword options, for adapters that pass them through."""
+
+    workers: int | None
+    name: str
+    max_queue: int | None
+    on_full: OnFull
+    drain_timeout: float
+    executor: Executor | None
+    eager: bool
+    on_error: ErrorHook | None
 
 
 def usable_cpus() -> int:
@@ -179,6 +192,11 @@ class Background:
         self._on_error = on_error
         self._capturer = capturer
         self._excluded = frozenset(exclude_contextvars)
+        for var in self._excluded:
+            if not isinstance(var, ContextVar):
+                raise TypeError(
+                    f"exclude_contextvars takes contextvars.ContextVar objects, got {var!r}"
+                )
         self.task = TaskMaker(self._self)
         """Decorate a function (or method, or ``async def``) so calls submit it here.
 
@@ -282,7 +300,14 @@ class Background:
         future._task_args = args
         future._task_kwargs = kwargs
         future._task_context = copy_without(self._excluded) if self._excluded else copy_context()
-        future._task_managers = capture(self._capturer)
+        if self._closed:  # before the capturers, whose errors would hide this one
+            self._refuse_closed()
+        try:
+            future._task_managers = capture(self._capturer)
+        except BaseException:
+            with self._lock:
+                self._ledger.rejected += 1  # a capturer raised: the caller gets its error
+            raise
         future._task_name = name
         future._task_submitted = time.monotonic()
         if is_async is None:
@@ -290,11 +315,7 @@ class Background:
         ledger = self._ledger
         with self._lock:
             if self._closed:
-                ledger.rejected += 1
-                raise PoolClosed(
-                    f"pool {self._name!r} is closed: it was shut down. Submit before "
-                    "shutdown, or create a new Background pool."
-                )
+                self._refuse_closed()
             inline = self._eager or (
                 self._max_queue is not None
                 and ledger.queued() >= self._max_queue
@@ -322,6 +343,14 @@ class Background:
         elif inline:
             self._run_inline(future, is_async)
         return future
+
+    def _refuse_closed(self) -> None:
+        with self._lock:
+            self._ledger.rejected += 1
+        raise PoolClosed(
+            f"pool {self._name!r} is closed: it was shut down. Submit before "
+            "shutdown, or create a new Background pool."
+        )
 
     def _make_room(self) -> bool:
         """With the queue full: wait, raise, or return True to run the task inline."""

@@ -21,6 +21,8 @@ from ._dependency import background_of as background_of
 from ._dependency import get_background as get_background
 from ._lifespan import lifespan as lifespan
 
+__all__: tuple[str, ...] = ("background_of", "get_background", "lifespan")
+
 try:
     from ._depends import BackgroundDep as BackgroundDep
 except ModuleNotFoundError as missing:  # Starlette without FastAPI
@@ -33,5 +35,5 @@ except ModuleNotFoundError as missing:  # Starlette without FastAPI
             ) from _missing
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-__all__ = ("BackgroundDep", "background_of", "get_background", "lifespan")
+else:
+    __all__ += ("BackgroundDep",)

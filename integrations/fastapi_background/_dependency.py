@@ -21,7 +21,8 @@ def background_of(conn: HTTPConnection) -> Background:
             "no background pool on this request: install the lifespan, "
             "FastAPI(lifespan=fastapi_background.lifespan()) or "
             "Starlette(lifespan=fastapi_background.lifespan()); to keep your own "
-            "lifespan, pass it in: lifespan(your_lifespan)."
+            "lifespan, pass it in: lifespan(your_lifespan). If it is installed, it did "
+            "not run: use `with TestClient(app):`, or asgi-lifespan's LifespanManager."
         )
     return pool
 

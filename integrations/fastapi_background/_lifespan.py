@@ -9,27 +9,51 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio.to_thread
+from starlette.applications import Starlette
 
-from background_core import Background
+from background_core import Background, PoolOptions
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger("background")
 
-AppT = TypeVar("AppT")
-Lifespan = Callable[[AppT], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+# Below gunicorn's default --graceful-timeout (30 s), after which it kills its workers.
+DRAIN_TIMEOUT = 25.0
+
+AppT = TypeVar("AppT", bound=Starlette)
+AppLifespan = Callable[[AppT], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+Lifespan = Callable[[AppT], AbstractAsyncContextManager[Mapping[str, Any]]]
 
 STATE_KEY = "background"
 
 
+@overload
 def lifespan(
-    app_lifespan: Lifespan[AppT] | None = None,
+    app_lifespan: None = None,
     /,
     *,
     pool: Background | None = None,
-    **options: Any,
-) -> Lifespan[AppT]:
+    **options: Unpack[PoolOptions],
+) -> Lifespan[Starlette]: ...
+@overload
+def lifespan(
+    app_lifespan: AppLifespan[AppT],
+    /,
+    *,
+    pool: Background | None = None,
+    **options: Unpack[PoolOptions],
+) -> Lifespan[AppT]: ...
+def lifespan(
+    app_lifespan: AppLifespan[Any] | None = None,
+    /,
+    *,
+    pool: Background | None = None,
+    **options: Unpack[PoolOptions],
+) -> Lifespan[Any]:
     """A lifespan that runs a background pool with the app: ``FastAPI(lifespan=lifespan())``.
 
     Args:
@@ -49,31 +73,34 @@ def lifespan(
 
     Raises:
         TypeError: Both `pool` and `options` were given, or an option is wrong.
+        ValueError: An option's value is wrong.
     """
     if pool is not None and options:
         raise TypeError(
             "lifespan() takes either pool= or Background options, not both: "
             f"configure the pool itself instead of passing {sorted(options)}"
         )
+    settings: PoolOptions = {"name": "app", "drain_timeout": DRAIN_TIMEOUT, **options}
     if pool is None:
-        options.setdefault("name", "app")
-        # Below gunicorn's default --graceful-timeout (30 s), after which it kills workers.
-        options.setdefault("drain_timeout", 25.0)
-        Background(**options).shutdown()  # check the options now, not at startup
+        Background(**settings).shutdown()  # check the options now, not at startup
 
     @asynccontextmanager
-    async def run(app: AppT) -> AsyncIterator[dict[str, Any]]:
+    async def run(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         owned = pool is None
-        bg = Background(**options) if pool is None else pool
-        bg.start()
-        app.state.background = bg  # type: ignore[attr-defined]
+        bg = Background(**settings) if pool is None else pool
         try:
-            state: dict[str, Any] = {STATE_KEY: bg}
+            bg.start()
+            app.state.background = bg
             if app_lifespan is None:
-                yield state
+                yield {STATE_KEY: bg}
             else:
                 async with app_lifespan(app) as app_state:
-                    yield {**state, **(app_state or {})}
+                    if app_state and STATE_KEY in app_state:
+                        raise RuntimeError(
+                            f"the app's own lifespan yields a state key {STATE_KEY!r}, "
+                            "which the background lifespan uses for its pool: rename it."
+                        )
+                    yield {**(app_state or {}), STATE_KEY: bg}
         finally:
             await anyio.to_thread.run_sync(_stop, bg, owned)
 

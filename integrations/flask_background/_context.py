@@ -1,10 +1,11 @@
-"""What a task of a Flask pool runs inside: a fresh app context of the submitting app.
+"""What a task of a Flask pool runs inside: a fresh app context of the pool's app.
 
 Built in the worker, not at submission: the task gets its own `g`, and the app's
 `teardown_appcontext` functions run when it ends (so a Flask-SQLAlchemy session is
-removed). With ``BACKGROUND_COPY_REQUEST``, a task submitted during a request runs in a
-request context rebuilt from that request's WSGI environ: URL, method, headers, query
-string and cookies, but no body, which belongs to the request and may be gone.
+removed). With ``BACKGROUND_COPY_REQUEST``, a task submitted during one of the app's
+requests runs in a request context rebuilt from that request's WSGI environ: URL, method,
+headers, query string and cookies, but no body, which belongs to the request and may be
+gone.
 """
 
 from __future__ import annotations
@@ -13,39 +14,46 @@ import io
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from flask import Flask, current_app, has_app_context, has_request_context, request
-from flask.globals import _cv_app, _cv_request
+import flask.globals
+from flask import Flask, current_app, has_request_context, request
 
-# Environ entries that belong to the live request and must not travel.
-_LIVE_ONLY = ("wsgi.input", "wsgi.errors", "werkzeug.request", "werkzeug.socket")
+# The submitter's app and request contexts must not reach the task through the contextvars
+# it inherits: a request object outlives its response there. (Flask keeps them in these
+# variables; a Flask that drops one simply has nothing to exclude.)
+FLASK_CONTEXTVARS: tuple[ContextVar[Any], ...] = tuple(
+    var
+    for var in (
+        getattr(flask.globals, "_cv_app", None),
+        getattr(flask.globals, "_cv_request", None),
+    )
+    if isinstance(var, ContextVar)
+)
+
+# The environ entries a copied request keeps: the CGI variables and the URL scheme.
+_WSGI_KEPT = ("wsgi.url_scheme",)
 
 
-class TaskContext:
-    """Capturers for a Flask pool (see `background_core.Background(capturer=...)`)."""
+def task_context(app: Flask, *, copy_request: bool) -> Callable[[], AbstractContextManager[object]]:
+    """The pool's capturer: `app`'s context, with a copy of its request if asked."""
+    own = weakref.ref(app)
 
-    # The submitter's app and request contexts must not leak into the task through the
-    # contextvars it inherits: a request object outlives its response there.
-    FLASK_CONTEXTVARS = (_cv_app, _cv_request)
+    def capture() -> AbstractContextManager[object]:
+        served = own()
+        if served is None:
+            raise RuntimeError("the Flask app of this background pool no longer exists")
+        if (
+            copy_request and has_request_context() and current_app._get_current_object() is served  # type: ignore[attr-defined]
+        ):
+            return _request_context(served, _copy_environ(request.environ))
+        return _app_context(served)
 
-    @staticmethod
-    def capturer(app: Flask, *, copy_request: bool) -> Callable[[], AbstractContextManager[object]]:
-        """The pool's capturer: the current app (else `app`), and the request if asked."""
-        own = weakref.ref(app)
+    return capture
 
-        def capture() -> AbstractContextManager[object]:
-            if has_app_context():
-                submitting: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-                if copy_request and has_request_context():
-                    return _request_context(submitting, _copy_environ(request.environ))
-                return _app_context(submitting)
-            served = own()
-            if served is None:
-                raise RuntimeError("the Flask app of this background pool no longer exists")
-            return _app_context(served)
 
-        return capture
+# Context managers that build Flask's contexts when the worker enters them, not before.
 
 
 @contextmanager
@@ -61,8 +69,16 @@ def _request_context(app: Flask, environ: dict[str, Any]) -> Iterator[None]:
 
 
 def _copy_environ(environ: dict[str, Any]) -> dict[str, Any]:
-    copied = {k: v for k, v in environ.items() if k not in _LIVE_ONLY}
-    copied["wsgi.input"] = io.BytesIO()
-    copied["wsgi.errors"] = io.StringIO()
-    copied["CONTENT_LENGTH"] = "0"
+    copied = {k: v for k, v in environ.items() if k.isupper() or k in _WSGI_KEPT}
+    copied.update(
+        {
+            "wsgi.input": io.BytesIO(),
+            "wsgi.errors": io.StringIO(),
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "CONTENT_LENGTH": "0",
+        }
+    )
     return copied

@@ -7,16 +7,17 @@ apps it serves in a weak set, so one object serves app factories and tests alike
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from flask import Flask, current_app, has_app_context
 
 import background_core
 from background_core import TaskMaker, check_option
+from background_core._pool import ErrorHook
 
-from ._context import TaskContext
+from ._context import FLASK_CONTEXTVARS, task_context
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,11 +46,22 @@ class Background:
             ``app.extensions["background.email"]`` and configured with
             ``BACKGROUND_EMAIL_*`` keys. The default pool is ``app.extensions["background"]``
             with ``BACKGROUND_*`` keys.
+        on_error: Called with a failed task's exception and `TaskInfo` (report to an
+            error tracker, say); the default logs it at ERROR on logger "background".
     """
 
-    def __init__(self, app: Flask | None = None, *, name: str = "default") -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        name: str = "default",
+        on_error: ErrorHook | None = None,
+    ) -> None:
         check_option("name", name)
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be callable, got {type(on_error).__name__}")
         self.name = name
+        self._on_error = on_error
         if name == "default":
             self.extension_key = "background"
             self.config_prefix = "BACKGROUND"
@@ -93,16 +105,21 @@ class Background:
             value = app.config.setdefault(key, False)
             check_option("eager", value, key)  # the same rule: True or False
             switches[suffix] = value
+        if switches["SIGTERM_HANDLER"]:
+            background_core.install_sigterm_handler()  # raises off the main thread
         pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
-        app.extensions[self.extension_key] = background_core.Background(
+        pool = background_core.Background(
             name=pool_name,
-            capturer=TaskContext.capturer(app, copy_request=switches["COPY_REQUEST"]),
-            exclude_contextvars=TaskContext.FLASK_CONTEXTVARS,
+            on_error=self._on_error,
+            capturer=task_context(app, copy_request=switches["COPY_REQUEST"]),
+            exclude_contextvars=FLASK_CONTEXTVARS,
             **options,
         )
+        app.extensions[self.extension_key] = pool
         self._apps.add(app)
-        if switches["SIGTERM_HANDLER"]:
-            background_core.install_sigterm_handler()
+        # Flask has no app teardown: stop the workers once the app is collected (tests).
+        # Not at interpreter exit, where the engine's drain must run first.
+        weakref.finalize(app, pool.shutdown, 0).atexit = False
 
     # -- finding the pool --------------------------------------------------------------
 
@@ -123,7 +140,7 @@ class Background:
                     "call init_app(app) on this extension when you create the app."
                 ) from None
             return pool
-        apps = list(self._apps)
+        apps = [app for app in self._apps if not app.extensions[self.extension_key].closed]
         if len(apps) == 1:
             only: background_core.Background = apps[0].extensions[self.extension_key]
             return only
@@ -143,7 +160,13 @@ class Background:
     def _pool_now(self) -> background_core.Background:
         return self.pool
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+    def submit(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Future[Any]:
         """Run ``fn(*args, **kwargs)`` on the current app's pool; return its Future."""
         return self.pool.submit(fn, *args, **kwargs)
 

@@ -12,7 +12,12 @@ from typing import Protocol, TypeVar
 
 import pytest
 
-from background_core import Background, add_context_capturer, remove_context_capturer
+from background_core import (
+    Background,
+    PoolClosed,
+    add_context_capturer,
+    remove_context_capturer,
+)
 
 WAIT = 10  # seconds: every wait in this module is bounded
 
@@ -386,3 +391,22 @@ def test_excluded_contextvars_do_not_travel_but_the_others_do() -> None:
             "request object",
             "trace id",
         )
+
+
+def test_a_raising_capturer_fails_the_submission_loudly_and_it_is_counted() -> None:
+    def broken() -> contextlib.AbstractContextManager[None]:
+        raise LookupError("no tenant")
+
+    with Background(1, name="capfail", capturer=broken) as bg:
+        with pytest.raises(LookupError, match="no tenant"):
+            bg.submit(int)
+        stats = bg.stats()
+        assert (stats.submitted, stats.rejected) == (0, 1)
+    # Closed comes first: the capturer's error would hide it.
+    with pytest.raises(PoolClosed):
+        bg.submit(int)
+
+
+def test_exclude_contextvars_takes_only_contextvars() -> None:
+    with pytest.raises(TypeError, match=r"exclude_contextvars takes contextvars\.ContextVar"):
+        Background(1, exclude_contextvars=["request"])  # type: ignore[list-item]

@@ -267,3 +267,14 @@ async def test_httpx_with_asgi_lifespan() -> None:
         response = await client.get("/")
         assert response.json() == "background-httpx-1"
     assert app.state.background.closed
+
+
+def test_an_app_lifespan_may_not_take_the_pools_state_key() -> None:
+    @asynccontextmanager
+    async def clashing(app: FastAPI) -> AsyncIterator[dict[str, str]]:
+        yield {"background": "mine"}
+
+    app = FastAPI(lifespan=lifespan(clashing, workers=1, name="clash"))
+    with pytest.raises(RuntimeError, match="state key 'background'"), TestClient(app):
+        pass
+    assert app.state.background.closed

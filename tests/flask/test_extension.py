@@ -295,3 +295,65 @@ def test_async_tasks_run_in_the_app_context_too(apps: list[Flask]) -> None:
 
     with app.app_context():
         assert which_app().result(timeout=WAIT) == "aio"
+
+
+def test_on_error_receives_failures_of_the_apps_tasks(apps: list[Flask]) -> None:
+    failures: list[tuple[str, str]] = []
+    app = make_app(apps, "errs")
+    bg = Background(app, on_error=lambda error, task: failures.append((str(error), task.name)))
+
+    @bg.task(name="explode")
+    def explode() -> None:
+        raise ValueError("boom")
+
+    with app.app_context():
+        explode()
+    pool = app.extensions["background"]
+    assert pool.drain(WAIT).finished
+    assert pool.stats().failed == 1
+    assert failures == [("boom", "explode")]
+    with pytest.raises(TypeError, match="on_error must be callable"):
+        Background(on_error="log")  # type: ignore[arg-type]
+
+
+def test_a_pools_tasks_run_in_its_own_app_whatever_context_submits(apps: list[Flask]) -> None:
+    bg = Background()
+    owner, other = make_app(apps, "owner"), make_app(apps, "other")
+    bg.init_app(owner)
+    bg.init_app(other)
+    with other.app_context():
+        future = owner.extensions["background"].submit(lambda: current_app.name)
+    assert future.result(timeout=WAIT) == "owner"
+
+
+def test_a_collected_app_stops_its_pool() -> None:
+    import gc
+
+    app = Flask("short_lived")
+    Background(app)
+    pool = app.extensions["background"]
+    assert pool.submit(int, "7").result(timeout=WAIT) == 7
+    del app
+    gc.collect()
+    assert pool.closed
+
+
+def test_init_app_off_the_main_thread_with_the_sigterm_handler_registers_nothing(
+    apps: list[Flask],
+) -> None:
+    app = make_app(apps, "threaded", BACKGROUND_SIGTERM_HANDLER=True)
+    bg = Background()
+    errors: list[BaseException] = []
+
+    def init() -> None:
+        try:
+            bg.init_app(app)
+        except RuntimeError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=init)
+    thread.start()
+    thread.join(WAIT)
+    assert len(errors) == 1
+    assert "main thread" in str(errors[0])
+    assert "background" not in app.extensions

@@ -1,0 +1,96 @@
+"""Code as users write it, checked by `mypy --strict` in `make test` (never run).
+
+It keeps the public API's types honest where only a type checker can see them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from flask import Flask
+from starlette.applications import Starlette
+from typing_extensions import assert_type
+
+import background
+import background_core
+import flask_background
+from fastapi_background import BackgroundDep, lifespan
+
+# -- the seed API and the engine ---------------------------------------------------------
+
+
+@background.task
+def send_email(to: str, subject: str, body: str) -> None: ...
+
+
+@background.task(name="fetch")
+async def fetch(url: str) -> bytes:
+    return b""
+
+
+assert_type(send_email("a@example.com", "Hi", "there"), Future[None])
+assert_type(fetch("https://example.com"), Future[bytes])
+assert_type(background.run(len, "abc"), Future[int])
+background.n = 8
+
+pool = background_core.Background(4, name="email", on_full="raise")
+
+
+@pool.task
+def resize(path: str, width: int = 100) -> bytes:
+    return b""
+
+
+class Mailer:
+    @pool.task
+    def send(self, to: str) -> bool:
+        return True
+
+
+assert_type(resize("/a.jpg", width=3), Future[bytes])
+assert_type(resize.__wrapped__("/a.jpg"), bytes)
+assert_type(Mailer().send("a@example.com"), Future[bool])
+assert_type(pool.submit(sum, [1, 2]), Future[int])
+assert_type(pool.stats().queued, int)
+
+# -- Flask -------------------------------------------------------------------------------
+
+ext = flask_background.Background()
+
+
+@ext.task
+def welcome(user_id: int) -> str:
+    return ""
+
+
+async def ping() -> int:
+    return 1
+
+
+assert_type(welcome(42), Future[str])
+assert_type(ext.submit(ping), Future[int])
+assert_type(ext.submit(len, "abc"), Future[int])
+ext.init_app(Flask(__name__))
+
+# -- FastAPI and Starlette ---------------------------------------------------------------
+
+api = FastAPI(lifespan=lifespan(workers=8))
+plain = Starlette(lifespan=lifespan())
+shared = FastAPI(lifespan=lifespan(pool=pool))
+
+
+@asynccontextmanager
+async def app_lifespan(app: FastAPI) -> AsyncIterator[dict[str, str]]:
+    yield {"db": "connection"}
+
+
+composed = FastAPI(lifespan=lifespan(app_lifespan, workers=2, drain_timeout=5.0))
+
+
+@api.post("/signup")
+async def signup(email: str, bg: BackgroundDep) -> dict[str, str]:
+    assert_type(bg.submit(send_email.__wrapped__, email, "Hi", "there"), Future[None])
+    return {"status": "queued"}
