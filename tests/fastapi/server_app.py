@@ -1,6 +1,7 @@
 """The FastAPI app that tests/fastapi/test_servers.py runs under real servers.
 
-uvicorn and gunicorn load ``server_app:app``. Configuration comes from the environment:
+uvicorn and gunicorn load ``server_app:app``. Configuration comes from the environment
+(see tests/servers/app_support.py):
 
 - ``BACKGROUND_<OPTION>``: `background_core.Background` options for the adapter's
   lifespan, values parsed as JSON (``BACKGROUND_WORKERS=2``, ``BACKGROUND_DRAIN_TIMEOUT=1``);
@@ -12,57 +13,24 @@ uvicorn and gunicorn load ``server_app:app``. Configuration comes from the envir
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from app_support import background_config, hang_forever, record_after_a_while
 from fastapi import FastAPI, Request
 
 from fastapi_background import BackgroundDep, background_of, lifespan
 
 STARTUP_ERROR = "server_app: the app's own lifespan failed on purpose"
 
-_lock = threading.Lock()
-_never = threading.Event()
-
-
-def _fresh_lock() -> None:
-    # A fork may happen while a task of the parent holds the lock.
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock)
-
-
-def _option(text: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
 
 def _options() -> dict[str, Any]:
     return {
-        key.removeprefix("BACKGROUND_").lower(): _option(text)
-        for key, text in os.environ.items()
-        if key.startswith("BACKGROUND_")
+        key.removeprefix("BACKGROUND_").lower(): value for key, value in background_config().items()
     }
-
-
-def record_after_a_while(tag: str) -> None:
-    time.sleep(0.02)
-    with _lock, open(os.environ["SERVER_APP_OUT"], "a") as out:
-        out.write(f"{os.getpid()} {tag}\n")
-        out.flush()
-
-
-def hang_forever() -> None:
-    _never.wait()
 
 
 @asynccontextmanager

@@ -1,7 +1,7 @@
 """The Flask app that tests/flask/test_servers.py runs under real servers.
 
 gunicorn loads ``server_app:app``; ``flask --app server_app run`` finds ``app`` too.
-Configuration comes from the environment:
+Configuration comes from the environment (see tests/servers/app_support.py):
 
 - ``BACKGROUND_*``: the extension's config keys, values parsed as JSON
   (``BACKGROUND_DRAIN_TIMEOUT=1``, ``BACKGROUND_SIGTERM_HANDLER=true``);
@@ -12,58 +12,23 @@ Configuration comes from the environment:
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 
+import app_support
 from flask import Flask
 
 from flask_background import Background
 
 bg = Background()
-_lock = threading.Lock()
-_never = threading.Event()
-
-
-def _fresh_lock() -> None:
-    # A fork (gunicorn --preload) may happen while a task of the parent holds the lock.
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock)
-
-
-def _config_value(text: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _record(tag: str) -> None:
-    with _lock, open(os.environ["SERVER_APP_OUT"], "a") as out:
-        out.write(f"{os.getpid()} {tag}\n")
-        out.flush()
-
-
-@bg.task
-def record_after_a_while(tag: str) -> None:
-    threading.Event().wait(0.02)
-    _record(tag)
-
-
-@bg.task(name="hang-forever")
-def hang_forever() -> None:
-    _never.wait()
+record_after_a_while = bg.task(app_support.record_after_a_while)
+hang_forever = bg.task(name="hang-forever")(app_support.hang_forever)
 
 
 def create_app() -> Flask:
     app = Flask(__name__)
-    for key, text in os.environ.items():
-        if key.startswith("BACKGROUND_"):
-            app.config[key] = _config_value(text)
+    app.config.update(app_support.background_config())
     bg.init_app(app)
 
     @app.get("/fire/<int:i>")

@@ -1,0 +1,351 @@
+"""What tests/flask/test_servers.py and tests/fastapi/test_servers.py share: starting a
+real server as a subprocess on a free port of 127.0.0.1, firing tasks at it through HTTP,
+stopping it by a signal, and reading the file its tasks appended ``"<pid> <i>"`` lines to.
+
+Each framework's folder holds a ``server_app.py`` that the server loads as
+``server_app:app``; it imports tests/servers/app_support.py, which is why the servers'
+PYTHONPATH holds this folder too. Import this module as ``from ..servers.harness import``
+(pytest runs in importlib mode; tests/servers has no ``__init__.py``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+BIN = Path(sys.executable).parent
+GUNICORN = BIN / "gunicorn"
+APP = "server_app:app"
+
+DRAIN = 5.0  # BACKGROUND_DRAIN_TIMEOUT where tasks should all finish
+
+POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+# Runs argv[1:] in its place with Ctrl-C restored: a shell's background job (`make test &`)
+# starts with SIGINT ignored, and its children would inherit that.
+WITH_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+# Environment variables no server inherits from the test run; each framework adds its own.
+SCRUBBED = ("BACKGROUND_", "GUNICORN_", "SERVER_APP_")
+
+T = TypeVar("T")
+
+
+# -- servers -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    out: Path  # the file tasks append to
+    err: Path  # the server's stderr (and stdout)
+    group: bool  # whether the server runs in a process group of its own
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def lines(self) -> list[tuple[int, str]]:
+        """The tasks that ran, as (pid, tag), in the order they wrote."""
+        if not self.out.exists():
+            return []
+        return [
+            (int(pid), tag)
+            for pid, tag in (line.split() for line in self.out.read_text().splitlines())
+        ]
+
+    def written(self) -> int:
+        """How many tasks have run so far (complete lines; tasks may be writing)."""
+        return self.out.read_text().count("\n") if self.out.exists() else 0
+
+    def send(self, signum: int, *, group: bool = False) -> float:
+        """Send `signum` to the server's main process (a supervisor relays it to its
+        workers), or with `group` to its whole process group; return when."""
+        if group:
+            if not self.group:
+                raise ValueError("the server has no process group of its own")
+            os.killpg(self.proc.pid, signum)
+        else:
+            self.proc.send_signal(signum)
+        return time.monotonic()
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server did not exit within {timeout}s:\n{self.stderr()}")
+
+
+def server_env(
+    tmp_path: Path, config: dict[str, str], *, app_dir: Path, scrub: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The test run's environment without variables starting with SCRUBBED or `scrub`,
+    with `config` and with `app_dir` (where server_app.py is) on PYTHONPATH."""
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith((*SCRUBBED, *scrub))
+    }
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(app_dir), str(HERE), str(ROOT), os.environ.get("PYTHONPATH")])
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    env["SERVER_APP_OUT"] = str(tmp_path / "ran.txt")
+    env.update(config)
+    return env
+
+
+def launch(
+    tmp_path: Path,
+    argv: list[str],
+    config: dict[str, str],
+    *,
+    app_dir: Path,
+    scrub: tuple[str, ...] = (),
+    group: bool,
+) -> Server:
+    """Start a server (``{port}`` in `argv` is replaced), with `group` in a process group
+    of its own (so that `kill` reaches workers it never heard of); the caller must
+    `kill` it."""
+    port = free_port()
+    err = tmp_path / "server.err"
+    with err.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WITH_SIGINT, *(arg.format(port=port) for arg in argv)],
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=server_env(tmp_path, config, app_dir=app_dir, scrub=scrub),
+            cwd=tmp_path,
+            start_new_session=group,
+        )
+    return Server(proc, port, tmp_path / "ran.txt", err, group)
+
+
+def stop(
+    server: Server, signum: int, *, timeout: float, group: bool = False
+) -> tuple[int, float, str]:
+    """`Server.send` `signum` and wait up to `timeout` seconds for the main process to
+    exit; return its exit status, the seconds from the signal to the exit, and the log."""
+    sent = server.send(signum, group=group)
+    code = server.wait(timeout)
+    elapsed = time.monotonic() - sent
+    return code, elapsed, server.stderr()
+
+
+def kill(server: Server) -> None:
+    """Kill whatever is left of the server (its whole process group if it has one), and
+    reap its main process."""
+    if server.group:
+        with suppress(ProcessLookupError):
+            os.killpg(server.proc.pid, signal.SIGKILL)
+    elif server.proc.poll() is None:
+        server.proc.kill()
+    server.proc.wait(timeout=10)
+
+
+# ready(server, deadline, timeout): fail unless the server answers as it should by
+# `deadline` (a time.monotonic() value, `timeout` seconds after the launch).
+Ready = Callable[[Server, float, float], None]
+
+
+@contextmanager
+def serving(server: Server, ready: Ready) -> Iterator[Server]:
+    """Wait until the `launch`ed `server` is `ready`, yield it, and `kill` it at the end."""
+    try:
+        wait_until_serving(server, ready)
+        yield server
+    finally:
+        kill(server)
+
+
+def wait_until_serving(server: Server, ready: Ready, timeout: float = 20) -> None:
+    """Poll the port until it accepts, then leave the rest to `ready`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.proc.poll() is not None:
+            pytest.fail(f"the server exited with {server.proc.returncode}:\n{server.stderr()}")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not listen within {timeout}s:\n{server.stderr()}")
+            threading.Event().wait(0.05)
+    ready(server, deadline, timeout)
+
+
+def get(port: int, path: str, timeout: float = 5) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def gunicorn(*options: str) -> list[str]:
+    return [
+        str(GUNICORN),
+        "--bind",
+        "127.0.0.1:{port}",
+        "--no-control-socket",
+        *options,
+        APP,
+    ]
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a reused pid of another user
+        return True
+    return True
+
+
+# -- load ------------------------------------------------------------------------------
+
+
+@dataclass
+class Load(Generic[T]):
+    """What a load run saw: each answered request's answer (parsed), by index, and the
+    failures."""
+
+    answered: dict[int, T] = field(default_factory=dict)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    triggered_at: float | None = None
+
+
+def fire(
+    server: Server,
+    count: int,
+    *,
+    parse: Callable[[str], T],
+    clients: int = 4,
+    after: int | None = None,
+    then: Callable[[], float] | None = None,
+    timeout: float = 30,
+) -> Load[T]:
+    """GET /fire/0 .. /fire/<count-1> from `clients` threads; `parse` each answer's body.
+
+    Once `after` requests were answered, call `then` (which sends a signal and returns
+    when). A client stops at its first failed request; all stop after `timeout` seconds.
+    """
+    load: Load[T] = Load()
+    lock = threading.Lock()
+    indices = iter(range(count))
+    deadline = time.monotonic() + timeout
+
+    def client() -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                i = next(indices, None)
+            if i is None:
+                return
+            try:
+                status, body = get(server.port, f"/fire/{i}")
+            except (OSError, http.client.HTTPException) as exc:
+                with lock:
+                    load.failed.append((i, repr(exc)))
+                return
+            with lock:
+                if status != 200:
+                    load.failed.append((i, f"HTTP {status} {body!r}"))
+                    return
+                load.answered[i] = parse(body)
+                trigger = then is not None and len(load.answered) == after
+            if trigger:
+                assert then is not None
+                load.triggered_at = then()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()) + 10)
+    if any(thread.is_alive() for thread in threads):
+        pytest.fail("a client hung")
+    return load
+
+
+@dataclass
+class Stopped(Generic[T]):
+    """A server stopped by SIGTERM in the middle of a load run."""
+
+    load: Load[T]
+    requests: int
+    written_at_signal: int
+    answered_at_signal: int
+    code: int
+    elapsed: float  # seconds from SIGTERM to the main process's exit
+    log: str
+
+
+def sigterm_mid_load(
+    server: Server, requests: int, *, after: int, parse: Callable[[str], T]
+) -> Stopped[T]:
+    """Fire `requests` tasks, SIGTERM the server's main process after `after` answers,
+    and wait for it to exit."""
+    at_signal: list[int] = []
+
+    def terminate() -> float:
+        at_signal.append(server.written())
+        return server.send(signal.SIGTERM)
+
+    load = fire(server, requests, parse=parse, after=after, then=terminate)
+    assert load.triggered_at is not None, load
+    code = server.wait(DRAIN + 15)
+    elapsed = time.monotonic() - load.triggered_at
+    return Stopped(load, requests, at_signal[0], after, code, elapsed, server.stderr())
+
+
+# -- checks ----------------------------------------------------------------------------
+
+
+def assert_each_ran_once(server: Server, indices: set[int]) -> Counter[str]:
+    """Every index in `indices` ran exactly once; nothing ran twice. Returns the tags."""
+    ran = Counter(tag for _, tag in server.lines())
+    twice = sorted(tag for tag, n in ran.items() if n > 1)
+    assert not twice, f"ran more than once: {twice}"
+    lost = sorted(i for i in indices if str(i) not in ran)
+    assert not lost, f"{len(lost)} answered requests' tasks never ran: {lost}"
+    return ran
+
+
+def assert_ran_where_served(server: Server, served_by: Mapping[int, int]) -> None:
+    """Each answered request's task ran in the process that answered it (`served_by`:
+    the pid that answered, by index)."""
+    ran_in = {tag: pid for pid, tag in server.lines()}
+    wrong = {i: (pid, ran_in[str(i)]) for i, pid in served_by.items() if ran_in[str(i)] != pid}
+    assert not wrong, f"tasks that ran in another process than the one that served: {wrong}"
+
+
+def unfinished_warning(pool: str, task_id: int) -> str:
+    """What the library logs of the task that hangs (see server_app.py's /hang)."""
+    return f"pool {pool!r} shut down with task 'hang-forever' (id {task_id}) unfinished: running"
