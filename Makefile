@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench clean
+.PHONY: test lint typecheck pytest bench clean demo demo-screenshot
+
+FRAMEWORK ?= fastapi
+DEMO_ARGS ?=
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +32,14 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/submit.py --json bench/results/submit.json
+
+# The demo: `make demo`, `make demo FRAMEWORK=flask`; more options in DEMO_ARGS.
+demo: $(STAMP)
+	$(BIN)/python -m demo_app --framework $(FRAMEWORK) $(DEMO_ARGS)
+
+# Retakes docs/demo.png from the real page (needs Debian's chromium).
+demo-screenshot: $(STAMP)
+	$(BIN)/python -m tests.demo.screenshot docs/demo.png
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,10 @@
+"""The demo of `background`: emails sent from request handlers, in FastAPI and in Flask.
+
+``python -m demo_app`` serves one page and a small JSON API. Each accepted email becomes
+a task on the app's `background_core.Background` pool, which sends it over SMTP; the
+page shows the pool's live stats and, with the embedded SMTP server, what it received.
+
+Modules: `mail` (SMTP settings, message, sending), `sink` (the embedded SMTP server),
+`payloads` (request validation), `outbox` (what both apps do), `page` (the HTML page),
+`fastapi_app` and `flask_app` (framework glue), `servers` (uvicorn, gunicorn), `cli`.
+"""

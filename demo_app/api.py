@@ -1,0 +1,129 @@
+"""The HTTP API both apps serve, free of any framework.
+
+Each method takes what a request carries (the pool, the raw body) and returns the status
+and the JSON to answer; the FastAPI and Flask apps only route requests here and wrap the
+result in their own response type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from background_core import Background, PoolClosed
+
+from . import page
+from .mail import Email, SmtpSettings, new_id, send_email
+from .payloads import BulkRequest, InvalidPayload, parse_bulk_request, parse_email_request
+from .sink import Inbox
+
+Reply = tuple[int, dict[str, object]]
+
+STOPPING: Reply = (503, {"error": "the server is stopping: it sends what it accepted, no more"})
+
+
+@dataclass(frozen=True)
+class DemoApi:
+    """The demo's endpoints, and what the page says is configured.
+
+    Attributes:
+        smtp: Where emails go.
+        inbox: The embedded SMTP server's inbox, or None when `smtp` is a real server.
+        threads: The pool's worker threads.
+        drain_timeout: Seconds the pool drains for at shutdown.
+        server: What serves the app, as the page shows it ("FastAPI under uvicorn").
+    """
+
+    smtp: SmtpSettings
+    inbox: Inbox | None = None
+    threads: int = 4
+    drain_timeout: float = 25.0
+    server: str = ""
+
+    def post_email(self, pool: Background, raw: bytes) -> Reply:
+        """``POST /emails``: queue one email; 202 ``{"id"}``, or 4xx naming the field."""
+        try:
+            request = parse_email_request(raw)
+        except InvalidPayload as invalid:
+            return invalid.status, invalid.to_json()
+        email = Email(new_id(), self.smtp.sender, request.to, request.subject, request.body)
+        try:
+            pool.submit(send_email, self.smtp, email)
+        except PoolClosed:
+            return STOPPING
+        return 202, {"id": email.id}
+
+    def post_bulk(self, pool: Background, raw: bytes) -> Reply:
+        """``POST /emails/bulk``: queue `count` emails; 202 ``{"queued", "ids"}``."""
+        try:
+            request = parse_bulk_request(raw)
+        except InvalidPayload as invalid:
+            return invalid.status, invalid.to_json()
+        ids: list[str] = []
+        try:
+            for email in self._burst(request):
+                pool.submit(send_email, self.smtp, email)
+                ids.append(email.id)
+        except PoolClosed:
+            return 503, {**STOPPING[1], "queued": len(ids), "ids": ids}
+        return 202, {"queued": len(ids), "ids": ids}
+
+    def _burst(self, request: BulkRequest) -> list[Email]:
+        burst = new_id()[:6]
+        body = (
+            "This email is one of a burst sent by the background demo: one request "
+            "queued them all, and the pool's worker threads send them.\n"
+        )
+        return [
+            Email(
+                new_id(),
+                self.smtp.sender,
+                request.to,
+                f"Burst {burst}: {i} of {request.count}",
+                body,
+            )
+            for i in range(1, request.count + 1)
+        ]
+
+    def get_stats(self, pool: Background) -> Reply:
+        """``GET /stats``: the pool's counters (`background_core.Stats`) as JSON."""
+        return 200, dataclasses.asdict(pool.stats())
+
+    def get_inbox(self) -> Reply:
+        """``GET /inbox``: what the embedded server received, newest first; else 404."""
+        if self.inbox is None:
+            return 404, {
+                "error": f"no inbox: emails go to a real SMTP server ({self.smtp.display()}). "
+                "Only the embedded server, used when no --smtp-url or SMTP_URL is given, "
+                "keeps what it receives."
+            }
+        return 200, {
+            "received": self.inbox.received,
+            "kept": self.inbox.keep,
+            "messages": [message.to_json() for message in self.inbox.messages()],
+        }
+
+    def get_page(self) -> str:
+        """``GET /``: the page."""
+        return page.render(self.about(), inbox=self.inbox is not None)
+
+    def about(self) -> list[tuple[str, str]]:
+        """What is configured, as (label, value) rows."""
+        if self.inbox is None:
+            smtp = f"{self.smtp.display()} (a real server: no inbox here)"
+        else:
+            smtp = (
+                f"embedded aiosmtpd server at {self.smtp.host}:{self.smtp.port}, "
+                f"keeps the last {self.inbox.keep} emails"
+            )
+        return [
+            ("Server", self.server or "(in-process)"),
+            ("Pool", f"{self.threads} worker threads"),
+            ("SMTP", smtp),
+            ("Sender", self.smtp.sender),
+            (
+                "Stopping",
+                f"Ctrl-C or SIGTERM: accepted emails are sent first, for up to "
+                f"{self.drain_timeout:g} s",
+            ),
+        ]

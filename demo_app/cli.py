@@ -1,0 +1,129 @@
+"""``python -m demo_app``: read the options, start the embedded SMTP server, serve.
+
+The configuration comes from the command line, else from the environment (``SMTP_URL``),
+else the defaults: FastAPI on http://127.0.0.1:8000/, 4 worker threads, and an embedded
+SMTP server on a free port of 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+from collections.abc import Sequence
+
+from flask import Flask
+
+from . import fastapi_app, flask_app
+from .api import DemoApi
+from .mail import URL_FORMS, SmtpSettings, parse_smtp_url
+from .servers import run_gunicorn, run_uvicorn
+from .sink import Sink
+
+SERVERS = {"fastapi": "FastAPI under uvicorn", "flask": "Flask under gunicorn (gthread)"}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line's parser."""
+    cli = argparse.ArgumentParser(
+        prog="python -m demo_app",
+        description="Serve the background demo: emails sent from request handlers by a "
+        "pool of threads, with a live page.",
+    )
+    cli.add_argument("--framework", choices=sorted(SERVERS), default="fastapi")
+    cli.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    cli.add_argument("--port", type=_port, default=8000, help="port to serve on (8000)")
+    cli.add_argument(
+        "--smtp-url",
+        default=os.environ.get("SMTP_URL") or None,
+        help=f"send through this SMTP server (default: $SMTP_URL, else an embedded "
+        f"server on 127.0.0.1 that keeps what it receives). Forms: {URL_FORMS}",
+    )
+    cli.add_argument("--threads", type=_positive, default=4, help="the pool's worker threads (4)")
+    cli.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=25.0,
+        help="seconds to send accepted emails for at Ctrl-C or SIGTERM (25)",
+    )
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo until Ctrl-C or SIGTERM. Returns the exit status."""
+    cli = parser()
+    args = cli.parse_args(argv)
+    if not 0 < args.drain_timeout <= 600:
+        cli.error("--drain-timeout must be more than 0 and at most 600 seconds")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        _check_free(args.host, args.port)
+    except OSError as error:
+        cli.error(f"cannot serve on {args.host}:{args.port} ({error}): choose another --port")
+    sink: Sink | None = None
+    if args.smtp_url is None:
+        sink = Sink()
+        smtp = SmtpSettings(sink.host, sink.port)
+    else:
+        try:
+            smtp = parse_smtp_url(args.smtp_url)
+        except ValueError as error:
+            cli.error(str(error))
+    api = DemoApi(
+        smtp,
+        None if sink is None else sink.inbox,
+        threads=args.threads,
+        drain_timeout=args.drain_timeout,
+        server=SERVERS[args.framework],
+    )
+    _banner(api, args.host, args.port)
+    if args.framework == "flask":
+
+        def load() -> Flask:
+            if sink is not None:
+                sink.start()  # in gunicorn's worker, where the handlers read its inbox
+            return flask_app.create_app(api)
+
+        run_gunicorn(load, host=args.host, port=args.port, drain_timeout=args.drain_timeout)
+        return 0
+    try:
+        if sink is not None:
+            sink.start()
+        run_uvicorn(fastapi_app.create_app(api), host=args.host, port=args.port)
+    finally:
+        if sink is not None:
+            sink.stop()
+    return 0
+
+
+def _banner(api: DemoApi, host: str, port: int) -> None:
+    shown = f"[{host}]" if ":" in host else host
+    lines = [f"background demo: open http://{shown}:{port}/ in a browser", ""]
+    lines += [f"  {label.lower():<9} {value}" for label, value in api.about()]
+    lines += ["  api       POST /emails, POST /emails/bulk, GET /stats, GET /inbox", ""]
+    print("\n".join(lines), flush=True)
+
+
+def _check_free(host: str, port: int) -> None:
+    """Raise OSError if `port` cannot be bound (say, another demo runs); a clear message
+    here beats the server's own failure after startup."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.create_server((host, port), family=family):
+        pass
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {port}")
+    return port
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 0 < value <= 256:
+        raise argparse.ArgumentTypeError(f"must be 1 to 256, got {value}")
+    return value

@@ -1,0 +1,56 @@
+"""The demo as a FastAPI app: routes to `DemoApi`, the pool from `fastapi_background`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from fastapi_background import BackgroundDep, lifespan
+
+from .api import DemoApi, Reply
+from .farewell import draining, farewell
+
+
+def create_app(api: DemoApi) -> FastAPI:
+    """The app. Its lifespan runs a pool of ``api.threads`` workers and drains it at exit."""
+    pool_lifespan = lifespan(name="demo_app", workers=api.threads, drain_timeout=api.drain_timeout)
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with pool_lifespan(app) as state:
+            yield dict(state or {})
+            draining(app.state.background)
+        farewell(app.state.background)  # the pool_lifespan drained the pool
+
+    app = FastAPI(title="background demo", lifespan=run)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return api.get_page()
+
+    @app.post("/emails", status_code=202)
+    async def post_email(request: Request, bg: BackgroundDep) -> JSONResponse:
+        return _json(api.post_email(bg, await request.body()))
+
+    @app.post("/emails/bulk", status_code=202)
+    async def post_bulk(request: Request, bg: BackgroundDep) -> JSONResponse:
+        return _json(api.post_bulk(bg, await request.body()))
+
+    @app.get("/stats")
+    async def stats(bg: BackgroundDep) -> JSONResponse:
+        return _json(api.get_stats(bg))
+
+    @app.get("/inbox")
+    async def inbox() -> JSONResponse:
+        return _json(api.get_inbox())
+
+    return app
+
+
+def _json(reply: Reply) -> JSONResponse:
+    status, payload = reply
+    return JSONResponse(payload, status_code=status)

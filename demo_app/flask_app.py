@@ -1,0 +1,55 @@
+"""The demo as a Flask app: routes to `DemoApi`, the pool from `flask_background`."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, request
+
+import background_core
+from flask_background import Background
+
+from .api import DemoApi, Reply
+
+
+def create_app(api: DemoApi) -> Flask:
+    """The app, with its pool (``BACKGROUND_WORKERS = api.threads``) made by the extension.
+
+    The extension's exit hook drains the pool at process exit; whoever stops the app
+    earlier shuts it down (`servers` in gunicorn's ``worker_exit`` hook, tests at their end).
+    """
+    app = Flask("demo_app")  # the package: its pool is named "demo_app" too
+    app.config["BACKGROUND_WORKERS"] = api.threads
+    app.config["BACKGROUND_DRAIN_TIMEOUT"] = api.drain_timeout
+    Background(app)
+
+    @app.get("/")
+    def page() -> str:
+        return api.get_page()
+
+    @app.post("/emails")
+    def post_email() -> tuple[Response, int]:
+        return _json(api.post_email(pool_of(app), request.get_data()))
+
+    @app.post("/emails/bulk")
+    def post_bulk() -> tuple[Response, int]:
+        return _json(api.post_bulk(pool_of(app), request.get_data()))
+
+    @app.get("/stats")
+    def stats() -> tuple[Response, int]:
+        return _json(api.get_stats(pool_of(app)))
+
+    @app.get("/inbox")
+    def inbox() -> tuple[Response, int]:
+        return _json(api.get_inbox())
+
+    return app
+
+
+def pool_of(app: Flask) -> background_core.Background:
+    """The app's pool, as `flask_background` stores it."""
+    pool: background_core.Background = app.extensions["background"]
+    return pool
+
+
+def _json(reply: Reply) -> tuple[Response, int]:
+    status, payload = reply
+    return jsonify(payload), status

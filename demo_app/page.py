@@ -1,0 +1,30 @@
+"""The demo's one page: a form, a burst button, the pool's live stats, and the inbox.
+
+The page is static HTML with a script that polls ``GET /stats`` (every 150 ms while a
+burst drains, else every second) and ``GET /inbox``; only the configuration rows are
+filled in here. Everything the script shows from the server goes in as text, never HTML.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Iterable
+from importlib import resources
+
+
+@functools.cache
+def _template() -> str:
+    return resources.files("demo_app").joinpath("page.html").read_text(encoding="utf-8")
+
+
+def render(about: Iterable[tuple[str, str]], *, inbox: bool) -> str:
+    """The page, with `about` as its configuration rows (escaped).
+
+    `inbox` says whether ``GET /inbox`` has an inbox to show.
+    """
+    rows = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+        for label, value in about
+    )
+    return _template().replace("{{about}}", rows).replace("{{inbox}}", "true" if inbox else "false")

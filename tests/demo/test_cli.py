@@ -1,0 +1,60 @@
+"""`python -m demo_app`'s options, and the errors it stops at before serving."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from demo_app.cli import main, parser
+
+from .smtp_server import free_port
+
+
+def test_the_defaults_serve_fastapi_on_127_0_0_1_8000_with_the_embedded_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SMTP_URL", raising=False)
+    args = parser().parse_args([])
+
+    assert (args.framework, args.host, args.port) == ("fastapi", "127.0.0.1", 8000)
+    assert (args.smtp_url, args.threads, args.drain_timeout) == (None, 4, 25.0)
+
+
+def test_smtp_url_comes_from_the_environment_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_URL", "smtp://env.example.com")
+
+    assert parser().parse_args([]).smtp_url == "smtp://env.example.com"
+    assert parser().parse_args(["--smtp-url", "smtp://x"]).smtp_url == "smtp://x"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--framework", "django"], "invalid choice"),
+        (["--threads", "0"], "must be 1 to 256"),
+        (["--port", "70000"], "a port is 1 to 65535"),
+        (["--drain-timeout", "0"], "--drain-timeout must be"),
+        (["--smtp-url", "smtp://user:hunter2@host?bogus=1"], "unknown options"),
+    ],
+)
+def test_a_bad_option_stops_with_a_message(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv if "--port" in argv else [*argv, "--port", str(free_port())])
+
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert "hunter2" not in err
+
+
+def test_a_busy_port_stops_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as stopped:
+            main(["--port", str(port), "--smtp-url", "smtp://127.0.0.1:1"])
+
+    assert stopped.value.code == 2
+    assert "choose another --port" in capsys.readouterr().err
