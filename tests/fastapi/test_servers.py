@@ -174,6 +174,21 @@ def test_uvicorn_sigterm_mid_load_runs_every_answered_task(tmp_path: Path) -> No
     )
 
 
+def assert_each_worker_drained(
+    server: Server, stopped: Stopped, pids: set[int], alive: list[int], *, parent: str
+) -> Counter[str]:
+    """After SIGTERM to a `parent` of worker processes: it exited 0, no worker outlived it,
+    every request was answered by a worker, and each worker drained its tasks."""
+    assert stopped.code == 0, stopped.log
+    assert not alive, f"workers outlived their {parent}: {alive}"
+    assert server.proc.pid not in pids
+    assert set(stopped.load.answered.values()) <= pids
+    ran = assert_drained_every_answered_task(server, stopped)
+    for pid in pids:
+        assert f"Finished server process [{pid}]" in stopped.log, stopped.log
+    return ran
+
+
 def test_uvicorn_workers_sigterm_to_the_supervisor_drains_each_worker(tmp_path: Path) -> None:
     argv = uvicorn("--workers", "2")
     with serving(tmp_path, argv, LOAD_CONFIG, processes=2) as (server, pids):
@@ -183,13 +198,7 @@ def test_uvicorn_workers_sigterm_to_the_supervisor_drains_each_worker(tmp_path: 
         alive = sorted(pid for pid in pids if is_alive(pid))
 
     # The supervisor relays SIGTERM to its workers, joins them and returns normally.
-    assert stopped.code == 0, stopped.log
-    assert not alive, f"workers outlived their supervisor: {alive}"
-    assert server.proc.pid not in pids
-    assert set(stopped.load.answered.values()) <= pids
-    ran = assert_drained_every_answered_task(server, stopped)
-    for pid in pids:
-        assert f"Finished server process [{pid}]" in stopped.log, stopped.log
+    ran = assert_each_worker_drained(server, stopped, pids, alive, parent="supervisor")
     assert stopped.log.count("Application shutdown complete.") == 2, stopped.log
     per_process = Counter(pid for pid, _ in server.lines())
     print(
@@ -217,13 +226,8 @@ def test_gunicorn_uvicorn_worker_sigterm_to_the_master_drains_each_worker(
         stopped = sigterm_mid_load(server)
         alive = sorted(pid for pid in pids if is_alive(pid))
 
-    assert stopped.code == 0, stopped.log
-    assert not alive, f"workers outlived their master: {alive}"
-    assert server.proc.pid not in pids
-    assert set(stopped.load.answered.values()) <= pids
-    ran = assert_drained_every_answered_task(server, stopped)
+    ran = assert_each_worker_drained(server, stopped, pids, alive, parent="master")
     for pid in pids:
-        assert f"Finished server process [{pid}]" in stopped.log, stopped.log
         # Each worker ends by SIGTERM again, once its lifespan finished, as under uvicorn.
         assert f"Worker (pid:{pid}) was sent SIGTERM!" in stopped.log, stopped.log
     per_process = Counter(pid for pid, _ in server.lines())
