@@ -1,0 +1,1 @@
+"""Benchmarks of `background` against the alternatives: ``make bench`` (``python -m bench``)."""
