@@ -46,9 +46,12 @@ def remove_context_capturer(capturer: Capturer) -> None:
 
 def capture(own: Capturer | None = None) -> tuple[AbstractContextManager[object], ...] | None:
     """Call every capturer, then `own`; return the context managers they gave, or None."""
+    if not _capturers:  # the common case, kept fast: no global capturer, one or none own
+        if own is None:
+            return None
+        manager = own()
+        return None if manager is None else (manager,)
     capturers = _capturers if own is None else (*_capturers, own)
-    if not capturers:
-        return None
     managers = tuple(m for m in (c() for c in capturers) if m is not None)
     return managers or None
 
@@ -56,17 +59,20 @@ def capture(own: Capturer | None = None) -> tuple[AbstractContextManager[object]
 def copy_without(excluded: frozenset[ContextVar[Any]]) -> Context:
     """A copy of the current context in which the `excluded` variables were never set."""
     context = copy_context()
-    if not any(var in context for var in excluded):
+    for var in excluded:
+        if var in context:
+            break
+    else:
         return context
-    kept = [(var, value) for var, value in context.items() if var not in excluded]
     fresh = Context()
-    fresh.run(_set_all, kept)
+    fresh.run(_set_kept, context, excluded)
     return fresh
 
 
-def _set_all(pairs: list[tuple[ContextVar[Any], Any]]) -> None:
-    for var, value in pairs:
-        var.set(value)
+def _set_kept(context: Context, excluded: frozenset[ContextVar[Any]]) -> None:
+    for var, value in context.items():
+        if var not in excluded:
+            var.set(value)
 
 
 def call_within(

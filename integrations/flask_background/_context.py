@@ -48,7 +48,7 @@ def task_context(app: Flask, *, copy_request: bool) -> Callable[[], AbstractCont
             copy_request and has_request_context() and current_app._get_current_object() is served  # type: ignore[attr-defined]
         ):
             return _request_context(served, _copy_environ(request.environ))
-        return _app_context(served)
+        return _AppContext(served)
 
     return capture
 
@@ -56,10 +56,20 @@ def task_context(app: Flask, *, copy_request: bool) -> Callable[[], AbstractCont
 # Context managers that build Flask's contexts when the worker enters them, not before.
 
 
-@contextmanager
-def _app_context(app: Flask) -> Iterator[None]:
-    with app.app_context():
-        yield
+class _AppContext:
+    """Enters a fresh app context of `app`; a small class, as one is made per submission."""
+
+    __slots__ = ("app", "context")
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def __enter__(self) -> None:
+        self.context = self.app.app_context()
+        self.context.push()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.context.pop(exc_info[1] if isinstance(exc_info[1], BaseException) else None)
 
 
 @contextmanager

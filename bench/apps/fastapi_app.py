@@ -1,0 +1,91 @@
+"""The FastAPI app served by uvicorn; ``BENCH_CONTENDER`` picks what ``/fire`` fires.
+
+- ``/ping`` (``def``): answers at once; the endpoint whose latency isolation measures;
+- ``/fire`` (``async def``): fires one task, as the handler-cost and shutdown sections do;
+- ``/fire-def`` (``def``): fires one sync task from a sync endpoint, as isolation does.
+
+Contenders: ``nothing`` (fires no task), ``ours`` (`fastapi_background`, `WORKERS` threads),
+``tasks-sync`` and ``tasks-async`` (FastAPI's ``BackgroundTasks`` with a sync or an async
+task), ``executor`` (a module-level ``ThreadPoolExecutor(WORKERS)``, never shut down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi import BackgroundTasks, FastAPI
+
+from bench.apps import CONTENDER, WORKERS, async_sleep_task, sleep_task
+from fastapi_background import BackgroundDep, lifespan
+
+Answer = dict[str, bool]
+OK: Answer = {"ok": True}
+
+
+def _ours() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    async def fire(bg: BackgroundDep) -> Answer:
+        bg.submit(sleep_task)
+        return OK
+
+    def fire_def(bg: BackgroundDep) -> Answer:
+        bg.submit(sleep_task)
+        return OK
+
+    return fire, fire_def
+
+
+def _tasks(task: Callable[[], Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    async def fire(tasks: BackgroundTasks) -> Answer:
+        tasks.add_task(task)
+        return OK
+
+    def fire_def(tasks: BackgroundTasks) -> Answer:
+        tasks.add_task(task)
+        return OK
+
+    return fire, fire_def
+
+
+def _executor() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    executor = ThreadPoolExecutor(WORKERS)
+
+    async def fire() -> Answer:
+        executor.submit(sleep_task)
+        return OK
+
+    def fire_def() -> Answer:
+        executor.submit(sleep_task)
+        return OK
+
+    return fire, fire_def
+
+
+def _nothing() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    async def fire() -> Answer:
+        return OK
+
+    def fire_def() -> Answer:
+        return OK
+
+    return fire, fire_def
+
+
+CONTENDERS = {
+    "nothing": _nothing,
+    "ours": _ours,
+    "tasks-sync": lambda: _tasks(sleep_task),
+    "tasks-async": lambda: _tasks(async_sleep_task),
+    "executor": _executor,
+}
+
+app = FastAPI(lifespan=lifespan(workers=WORKERS)) if CONTENDER == "ours" else FastAPI()
+_fire, _fire_def = CONTENDERS[CONTENDER]()
+app.get("/fire")(_fire)
+app.get("/fire-def")(_fire_def)
+
+
+@app.get("/ping")
+def ping() -> Answer:
+    return OK

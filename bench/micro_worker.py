@@ -1,0 +1,217 @@
+"""One contender, measured in a process of its own; prints one JSON object.
+
+Self-contained on purpose: the original ``background`` package runs this file from its own
+venv with ``python -I``, where neither our checkout nor the ``bench`` package is importable.
+
+    python bench/micro_worker.py CONTENDER [--workers 2] [--tasks 20000] [--memory]
+
+Figures (each from a fresh pool):
+- ``submit_ns``: the caller's time per submission of a no-op while every worker is held
+  busy, so nothing but submission is timed (the queue grows to ``tasks``).
+- ``tasks_per_s``: no-op tasks per second, from the first submission until the pool has
+  finished them all and stopped.
+- with ``--memory``: ``queued_bytes``, resident bytes per task while ``tasks`` tasks wait
+  behind a blocked pool; ``kept_bytes``, resident bytes per finished task still held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from queue import SimpleQueue
+from typing import Any
+
+Submit = Callable[..., Any]
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def noop() -> None:
+    pass
+
+
+@contextlib.contextmanager
+def ours(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
+    from background_core import Background
+
+    pool = Background(workers, name="bench", drain_timeout=300)
+    yield pool.submit, pool.shutdown
+
+
+@contextlib.contextmanager
+def ours_flask(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
+    from flask import Flask
+
+    from flask_background import Background
+
+    app = Flask("bench")
+    app.config.update(BACKGROUND_WORKERS=workers, BACKGROUND_DRAIN_TIMEOUT=300)
+    Background(app)
+    with app.test_request_context("/"):
+        pool = app.extensions["background"]
+        yield pool.submit, pool.shutdown
+
+
+@contextlib.contextmanager
+def stdlib(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    executor = ThreadPoolExecutor(max_workers=workers)
+    yield executor.submit, lambda: executor.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def flask_executor(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
+    from flask import Flask
+    from flask_executor import Executor
+
+    app = Flask("bench")
+    app.config.update(EXECUTOR_TYPE="thread", EXECUTOR_MAX_WORKERS=workers)
+    executor = Executor(app)
+    with app.test_request_context("/"):
+        yield executor.submit, lambda: executor.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def original(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import background  # the original 0.2.1, from its own venv
+
+    assert not hasattr(background, "default_pool"), "this is our package, not the original"
+    background.n = workers
+    background.pool = ThreadPoolExecutor(max_workers=workers)  # fresh, as for the others
+    background.results.clear()
+    yield background.run, lambda: background.pool.shutdown(wait=True)
+
+
+CONTENDERS = {
+    "background": ours,
+    "background-flask": ours_flask,
+    "ThreadPoolExecutor": stdlib,
+    "Flask-Executor": flask_executor,
+    "original": original,
+}
+
+
+def hold_workers(submit: Submit, workers: int) -> threading.Event:
+    """Occupy every worker until the returned event is set."""
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def hold() -> None:
+        started.release()
+        release.wait()
+
+    for _ in range(workers):
+        submit(hold)
+    for _ in range(workers):
+        started.acquire()
+    return release
+
+
+def measure_submit(name: str, workers: int, tasks: int) -> float:
+    with CONTENDERS[name](workers) as (submit, finish):
+        release = hold_workers(submit, workers)
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        for _ in range(tasks):
+            submit(noop)
+        elapsed = time.perf_counter_ns() - t0
+        release.set()
+        finish()
+    return elapsed / tasks
+
+
+def measure_throughput(name: str, workers: int, tasks: int) -> float:
+    with CONTENDERS[name](workers) as (submit, finish):
+        gc.collect()
+        t0 = time.perf_counter()
+        for _ in range(tasks):
+            submit(noop)
+        finish()
+        return tasks / (time.perf_counter() - t0)
+
+
+def rss() -> int:
+    """Resident set size of this process, in bytes (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE
+
+
+def measure_queued_memory(name: str, workers: int, tasks: int) -> float:
+    """Bytes of resident memory per task while `tasks` wait behind a blocked pool."""
+    with CONTENDERS[name](workers) as (submit, finish):
+        release = hold_workers(submit, workers)
+        gc.collect()
+        base = rss()
+        for _ in range(tasks):
+            submit(noop)
+        grown = rss() - base
+        release.set()
+        finish()
+    return grown / tasks
+
+
+def measure_kept_memory(name: str, workers: int, tasks: int) -> float:
+    """Bytes per finished task still held: resident growth over a second batch.
+
+    The first batch sets the high-water mark (queues, tables and arenas that stay
+    allocated); only what is kept per task grows again over the second.
+    """
+    with CONTENDERS[name](workers) as (submit, finish):
+        sizes = []
+        for _ in range(2):
+            last: Future[Any] | None = None
+            for _ in range(tasks):
+                last = submit(noop)
+            assert last is not None
+            last.result(timeout=300)
+            del last
+            gc.collect()
+            sizes.append(rss())
+        finish()
+    return max(0.0, (sizes[1] - sizes[0]) / tasks)
+
+
+def measure_queue_put(tasks: int) -> float:
+    queue: SimpleQueue[object] = SimpleQueue()
+    put = queue.put
+    t0 = time.perf_counter_ns()
+    for _ in range(tasks):
+        put(noop)
+    return (time.perf_counter_ns() - t0) / tasks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("contender", choices=[*CONTENDERS, "SimpleQueue"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--memory", action="store_true", help="measure memory, not time")
+    args = parser.parse_args()
+    name, workers, tasks = args.contender, args.workers, args.tasks
+    if name == "SimpleQueue":
+        result = {"submit_ns": measure_queue_put(tasks)}
+    elif args.memory:  # queued first, in a fresh process: nothing freed before to reuse
+        result = {
+            "queued_bytes": measure_queued_memory(name, workers, tasks),
+            "kept_bytes": measure_kept_memory(name, workers, tasks // 5),
+        }
+    else:
+        result = {
+            "submit_ns": measure_submit(name, workers, tasks),
+            "tasks_per_s": measure_throughput(name, workers, tasks),
+        }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Tables for the terminal and for Markdown, from `Section` results."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+
+from bench.section import Cell, Section
+
+
+def cell(value: Cell) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return value
+
+
+def text_table(section: Section) -> str:
+    """A fixed-width table, its targets and notes, for the terminal."""
+    cells = [section.columns] + [[cell(v) for v in row] for row in section.rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(section.columns))]
+
+    def line(row: Sequence[str]) -> str:
+        first = row[0].ljust(widths[0])
+        return "  ".join([first, *(v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True))])
+
+    out = [section.title, line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(row) for row in cells[1:]]
+    out += [
+        f"  {'met ' if t.met else 'MISSED'} {t.name}: {t.value:.2f} (target {t.op} {t.limit})"
+        for t in section.targets
+    ]
+    return "\n".join(out)
+
+
+def markdown_table(section: Section) -> str:
+    """The section as a Markdown table, then its targets and notes."""
+    columns = section.columns
+    out = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|",
+    ]
+    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in section.rows]
+    if section.targets:
+        out.append("")
+        out += [
+            f"- {'✅' if t.met else '❌'} {t.name}: **{t.value:.2f}** (target {t.op} {t.limit})"
+            for t in section.targets
+        ]
+    if section.notes:
+        out.append("")
+        out += [f"*{note}*" if len(section.notes) == 1 else f"- *{note}*" for note in section.notes]
+    return "\n".join(out)
+
+
+def main_for(run: Callable[[bool], Section]) -> None:
+    """Command line of a single benchmark module: run it and print its table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    args = parser.parse_args()
+    t0 = time.monotonic()
+    section = run(args.quick)
+    print(text_table(section))
+    for note in section.notes:
+        print(f"  {note}")
+    print(f"({time.monotonic() - t0:.0f} s)")
