@@ -1,5 +1,95 @@
-"""``python -m bench``: placeholder until the suite runner lands."""
+"""``python -m bench`` (``make bench``): every benchmark, side by side, in one run.
 
-from bench.submit import main
+Prints each table, writes ``bench/results/latest.json`` and ``latest.md``, and draws
+``docs/bench.png``. ``--quick`` is a short smoke run; ``--only KEY`` runs some sections;
+``--update-readme`` also copies the Markdown into README.md between its bench markers.
+"""
 
-main()
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.machine import describe
+from bench.report import markdown_table, text_table
+from bench.section import Section
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CHART = ROOT / "docs" / "bench.png"
+README = ROOT / "README.md"
+MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
+# Section key -> module; the Dask row needs the `dask` extra.
+MODULES = {
+    "submission": "bench.submission",
+    "memory": "bench.memory",
+    "handler": "bench.handler",
+    "isolation": "bench.isolation",
+    "shutdown": "bench.shutdown",
+    "dask": "bench.dask_cluster",
+}
+NEEDS = {"dask": "distributed"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--only", action="append", choices=list(MODULES), help="repeatable")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args()
+    started = time.monotonic()
+    machine = describe()
+    print(f"{machine['summary']}\n")
+    sections: list[Section] = []
+    seconds: dict[str, float] = {}
+    for key, module in MODULES.items():
+        if args.only and key not in args.only:
+            continue
+        if key in NEEDS and importlib.util.find_spec(NEEDS[key]) is None:
+            print(f"(skipped {key}: needs {NEEDS[key]}, from `pip install -e '.[dask]'`)\n")
+            continue
+        t0 = time.monotonic()
+        section: Section = importlib.import_module(module).run(args.quick)
+        seconds[key] = round(time.monotonic() - t0, 1)
+        sections.append(section)
+        print(f"{text_table(section)}\n  ({seconds[key]:.0f} s)\n", flush=True)
+    machine["seconds"] = {**seconds, "total": round(time.monotonic() - started, 1)}
+    machine["quick"] = args.quick
+    write(sections, machine)
+    if args.update_readme:
+        update_readme(markdown(sections, machine))
+    print(f"done in {machine['seconds']['total']:.0f} s: {RESULTS / 'latest.md'}, {CHART}")
+
+
+def markdown(sections: list[Section], machine: dict[str, Any]) -> str:
+    parts = [f"Measured on {machine['date']}: {machine['summary']}."]
+    if machine["quick"]:
+        parts.append("**A quick smoke run: too short for figures to be trusted.**")
+    for number, section in enumerate(sections, 1):
+        parts += [f"#### {number}. {section.title}", markdown_table(section)]
+    return "\n\n".join(parts) + "\n"
+
+
+def write(sections: list[Section], machine: dict[str, Any]) -> None:
+    from bench.chart import draw
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"machine": machine, "sections": [s.as_dict() for s in sections]}
+    (RESULTS / "latest.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(sections, machine))
+    draw(sections, machine, CHART)
+
+
+def update_readme(text: str) -> None:
+    readme = README.read_text()
+    start, end = (readme.index(m) for m in MARKERS)
+    README.write_text(readme[: start + len(MARKERS[0])] + "\n" + text + readme[end:])
+
+
+if __name__ == "__main__":
+    main()

@@ -3,15 +3,15 @@
 Self-contained on purpose: the original ``background`` package runs this file from its own
 venv with ``python -I``, where neither our checkout nor the ``bench`` package is importable.
 
-    python bench/micro_worker.py CONTENDER [--workers 2] [--tasks 20000] [--memory]
+    python bench/micro_worker.py CONTENDER [--workers 2] [--tasks 20000] [--memory queued|kept]
 
 Figures (each from a fresh pool):
 - ``submit_ns``: the caller's time per submission of a no-op while every worker is held
   busy, so nothing but submission is timed (the queue grows to ``tasks``).
 - ``tasks_per_s``: no-op tasks per second, from the first submission until the pool has
   finished them all and stopped.
-- with ``--memory``: ``queued_bytes``, resident bytes per task while ``tasks`` tasks wait
-  behind a blocked pool; ``kept_bytes``, resident bytes per finished task still held.
+- ``--memory queued``: resident bytes per task while ``tasks`` tasks wait behind a blocked
+  pool; ``--memory kept``: bytes (traced) per finished task that the pool still holds.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import os
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from queue import SimpleQueue
@@ -161,12 +162,13 @@ def measure_queued_memory(name: str, workers: int, tasks: int) -> float:
 
 
 def measure_kept_memory(name: str, workers: int, tasks: int) -> float:
-    """Bytes per finished task still held: resident growth over a second batch.
+    """Bytes per finished task still held: traced growth over a second batch.
 
-    The first batch sets the high-water mark (queues, tables and arenas that stay
-    allocated); only what is kept per task grows again over the second.
+    The first batch sets the high-water mark of queues and tables, which stay allocated
+    but do not grow again; only what the pool keeps of each task grows over the second.
     """
     with CONTENDERS[name](workers) as (submit, finish):
+        tracemalloc.start()
         sizes = []
         for _ in range(2):
             last: Future[Any] | None = None
@@ -176,7 +178,8 @@ def measure_kept_memory(name: str, workers: int, tasks: int) -> float:
             last.result(timeout=300)
             del last
             gc.collect()
-            sizes.append(rss())
+            sizes.append(tracemalloc.get_traced_memory()[0])
+        tracemalloc.stop()
         finish()
     return max(0.0, (sizes[1] - sizes[0]) / tasks)
 
@@ -195,16 +198,15 @@ def main() -> None:
     parser.add_argument("contender", choices=[*CONTENDERS, "SimpleQueue"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tasks", type=int, default=20_000)
-    parser.add_argument("--memory", action="store_true", help="measure memory, not time")
+    parser.add_argument("--memory", choices=["queued", "kept"], help="measure memory, not time")
     args = parser.parse_args()
     name, workers, tasks = args.contender, args.workers, args.tasks
     if name == "SimpleQueue":
         result = {"submit_ns": measure_queue_put(tasks)}
-    elif args.memory:  # queued first, in a fresh process: nothing freed before to reuse
-        result = {
-            "queued_bytes": measure_queued_memory(name, workers, tasks),
-            "kept_bytes": measure_kept_memory(name, workers, tasks // 5),
-        }
+    elif args.memory == "queued":  # alone in its process: no freed memory to reuse
+        result = {"queued_bytes": measure_queued_memory(name, workers, tasks)}
+    elif args.memory == "kept":
+        result = {"kept_bytes": measure_kept_memory(name, workers, tasks)}
     else:
         result = {
             "submit_ns": measure_submit(name, workers, tasks),

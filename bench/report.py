@@ -23,10 +23,12 @@ def text_table(section: Section) -> str:
     """A fixed-width table, its targets and notes, for the terminal."""
     cells = [section.columns] + [[cell(v) for v in row] for row in section.rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(section.columns))]
+    text = [all(isinstance(row[i], str) for row in section.rows) for i in range(len(widths))]
 
     def line(row: Sequence[str]) -> str:
-        first = row[0].ljust(widths[0])
-        return "  ".join([first, *(v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True))])
+        return "  ".join(
+            v.ljust(w) if left else v.rjust(w) for v, w, left in zip(row, widths, text, strict=True)
+        )
 
     out = [section.title, line(cells[0]), "  ".join("-" * w for w in widths)]
     out += [line(row) for row in cells[1:]]

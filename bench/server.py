@@ -9,11 +9,11 @@ sections built on them share: a seeded order per round, and printing a section.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,11 +21,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from bench.section import Cell, Section
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -72,6 +71,7 @@ class Server:
     log: Path
     exited_at: float | None = None
     killed: bool = False
+    workdir: Path | None = None  # removed by `kill`: a folder `launch` made for the log
     _waiter: threading.Thread = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,9 +109,11 @@ class Server:
         return self.exited_at - since
 
     def kill(self) -> None:
-        """SIGKILL the whole group and reap the main process."""
+        """SIGKILL the whole group, reap the main process, remove the log's folder."""
         self._kill_group()
         self._waiter.join(10)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _kill_group(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -134,11 +136,11 @@ def server_env(env: dict[str, str]) -> dict[str, str]:
     return {**base, **env}
 
 
-def launch(server: str, env: dict[str, str], *, workdir: Path | None = None) -> Server:
+def launch(server: str, env: dict[str, str]) -> Server:
     """Start `server` ("gunicorn" or "uvicorn") with `env` added, in a process group of its
     own, and wait until it answers ``/ping``. Raises RuntimeError if it does not in time."""
     port = free_port()
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-server-"))
     log = workdir / f"{server}-{port}.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
@@ -150,13 +152,40 @@ def launch(server: str, env: dict[str, str], *, workdir: Path | None = None) -> 
             cwd=workdir,
             start_new_session=True,
         )
-    running = Server(server, proc, port, log)
+    running = Server(server, proc, port, log, workdir=workdir)
     try:
         _wait_until_serving(running)
     except BaseException:
         running.kill()
         raise
     return running
+
+
+def launch_each(specs: list[tuple[str, dict[str, str]]], *, at_once: bool) -> Iterator[Server]:
+    """Launch the servers of `specs` ((server, env) pairs) one after the other, each when
+    the previous one is done with; or with `at_once` all together up front (a quick smoke
+    run saves their start-up time that way). The caller stops each one it got; those it
+    never got are killed here."""
+    if not at_once:
+        for name, env in specs:
+            yield launch(name, env)
+        return
+    with ThreadPoolExecutor(len(specs)) as pool:
+        futures = [pool.submit(launch, name, env) for name, env in specs]
+    servers = [future.result() for future in futures if future.exception() is None]
+    failed = [future.exception() for future in futures if future.exception() is not None]
+    if failed:
+        for running in servers:
+            running.kill()
+        raise failed[0]  # type: ignore[misc]
+    given = 0
+    try:
+        for running in servers:
+            given += 1
+            yield running
+    finally:
+        for running in servers[given:]:
+            running.kill()
 
 
 def _wait_until_serving(server: Server) -> None:
@@ -200,39 +229,3 @@ def rounds_order(keys: list[str], rounds: int, seed: int) -> list[list[str]]:
     """`keys` in a fresh shuffled order for each round, from a seeded generator."""
     rng = random.Random(seed)
     return [rng.sample(keys, len(keys)) for _ in range(rounds)]
-
-
-def render(section: Section) -> str:
-    """The section as a plain-text table, its targets and its notes."""
-    cells = [[_cell(value) for value in row] for row in section.rows]
-    widths = [max(len(str(c)) for c in col) for col in zip(section.columns, *cells, strict=True)]
-    lines = [section.title, ""]
-    for row in [section.columns, *cells]:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-    lines.append("")
-    for target in section.targets:
-        verdict = "met" if target.met else "MISSED"
-        figure = f"{target.value:.2f} {target.op} {target.limit}"
-        lines.append(f"target {target.name}: {figure} {verdict}")
-    lines += [f"note: {note}" for note in section.notes]
-    return "\n".join(lines)
-
-
-def _cell(value: Cell) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
-
-
-def cli(run: Callable[[bool], Section]) -> None:
-    """``python -m bench.<section> [--quick]``: run the section, print its table and how long
-    it took."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="one short round (a smoke run)")
-    args = parser.parse_args()
-    t0 = time.monotonic()
-    section = run(args.quick)
-    print(render(section))
-    print(f"({time.monotonic() - t0:.0f} s)")

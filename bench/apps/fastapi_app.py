@@ -4,7 +4,11 @@
 - ``/fire`` (``async def``): fires one task, as the handler-cost and shutdown sections do;
 - ``/fire-def`` (``def``): fires one sync task from a sync endpoint, as isolation does.
 
-Contenders: ``nothing`` (fires no task), ``ours`` (`fastapi_background`, `WORKERS` threads),
+- ``/nothing`` (``async def``): the same endpoint firing nothing, on every contender's server.
+
+Contenders: ``nothing`` (fires no task), ``ours`` (`fastapi_background`'s ``BackgroundDep``,
+`WORKERS` threads), ``ours-task`` (a ``@bg.task`` function of a module-level pool handed to
+``lifespan(pool=bg)``: no dependency),
 ``tasks-sync`` and ``tasks-async`` (FastAPI's ``BackgroundTasks`` with a sync or an async
 task), ``executor`` (a module-level ``ThreadPoolExecutor(WORKERS)``, never shut down).
 """
@@ -17,6 +21,7 @@ from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI
 
+from background_core import Background
 from bench.apps import CONTENDER, WORKERS, async_sleep_task, sleep_task
 from fastapi_background import BackgroundDep, lifespan
 
@@ -31,6 +36,20 @@ def _ours() -> tuple[Callable[..., Any], Callable[..., Any]]:
 
     def fire_def(bg: BackgroundDep) -> Answer:
         bg.submit(sleep_task)
+        return OK
+
+    return fire, fire_def
+
+
+def _ours_task() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    fire_task = POOL.task(sleep_task)
+
+    async def fire() -> Answer:
+        fire_task()
+        return OK
+
+    def fire_def() -> Answer:
+        fire_task()
         return OK
 
     return fire, fire_def
@@ -75,15 +94,27 @@ def _nothing() -> tuple[Callable[..., Any], Callable[..., Any]]:
 CONTENDERS = {
     "nothing": _nothing,
     "ours": _ours,
+    "ours-task": _ours_task,
     "tasks-sync": lambda: _tasks(sleep_task),
     "tasks-async": lambda: _tasks(async_sleep_task),
     "executor": _executor,
 }
 
-app = FastAPI(lifespan=lifespan(workers=WORKERS)) if CONTENDER == "ours" else FastAPI()
+POOL = Background(WORKERS, name="bench")
+if CONTENDER == "ours":
+    app = FastAPI(lifespan=lifespan(workers=WORKERS))
+elif CONTENDER == "ours-task":
+    app = FastAPI(lifespan=lifespan(pool=POOL))
+else:
+    app = FastAPI()
 _fire, _fire_def = CONTENDERS[CONTENDER]()
 app.get("/fire")(_fire)
 app.get("/fire-def")(_fire_def)
+
+
+@app.get("/nothing")
+async def nothing() -> Answer:
+    return OK
 
 
 @app.get("/ping")

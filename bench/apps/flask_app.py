@@ -1,7 +1,8 @@
 """The Flask app served by gunicorn (gthread); ``BENCH_CONTENDER`` picks what ``/fire``
 fires: ``nothing``, ``ours`` (`flask_background`, a task decorated with the extension),
 ``flask-executor`` (Flask-Executor, thread type) or ``executor`` (a module-level
-``ThreadPoolExecutor``, never shut down). Every pool has `WORKERS` threads.
+``ThreadPoolExecutor``, never shut down). Every pool has `WORKERS` threads. ``/nothing`` is the
+same endpoint firing nothing, on every contender's server.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ else:
 @app.get("/fire")
 def fire() -> dict[str, bool]:
     fire_task()
+    return {"ok": True}
+
+
+@app.get("/nothing")
+def nothing() -> dict[str, bool]:
     return {"ok": True}
 
 
