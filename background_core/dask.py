@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import pickle
 import threading
@@ -129,6 +130,9 @@ class DaskExecutor(Executor):
         self._outcomes: SimpleQueue[Outcome | None] = SimpleQueue()
         self._relay: threading.Thread | None = None
         self._topic: str | None = None
+        # Unique across clients, cheaper than a uuid per task: this executor's id, a count.
+        self._keys = (f"{uuid.uuid4().hex}-{n}" for n in itertools.count())
+        self._unwatched: list[tuple[ClusterFuture, distributed.Future[Any]]] = []
         self._pid = os.getpid()
         self._closed = False
 
@@ -152,6 +156,7 @@ class DaskExecutor(Executor):
                 )
             self._client, self._topic, self._relay = None, None, None
             self._pending = {}
+            self._unwatched = []
             self._outcomes = SimpleQueue()
             self._pid = os.getpid()
         if self._client is None:
@@ -207,7 +212,7 @@ class DaskExecutor(Executor):
                     "keep the client open while the pool runs."
                 )
             topic = self._topic
-            key = f"{path.rpartition(':')[2]}-{uuid.uuid4().hex}"
+            key = f"{path.rpartition(':')[2]}-{next(self._keys)}"
             future = ClusterFuture(self, key)
             self._pending[key] = future
         try:
@@ -219,8 +224,18 @@ class DaskExecutor(Executor):
                 self._pending.pop(key, None)
             raise
         future._dask = dask_future
-        loop.add_callback(self._watch, client, dask_future, future)
+        with self._lock:
+            self._unwatched.append((future, dask_future))
+            wake = len(self._unwatched) == 1
+        if wake:  # one wake-up of the loop for a burst of submissions, not one each
+            loop.add_callback(self._watch_new, client)
         return future
+
+    async def _watch_new(self, client: distributed.Client) -> None:
+        """On the client's event loop: watch the tasks submitted since the last call."""
+        with self._lock:
+            batch, self._unwatched = self._unwatched, []
+        await asyncio.gather(*(self._watch(client, d, f) for f, d in batch))
 
     async def _watch(
         self,
