@@ -65,6 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = cli.parse_args(argv)
     if not 0 < args.drain_timeout <= 600:
         cli.error("--drain-timeout must be more than 0 and at most 600 seconds")
+    if args.dask_scheduler is not None:
+        try:
+            _check_scheduler(args.dask_scheduler, "--dask-scheduler")
+        except ImportError:
+            cli.error("--dask-scheduler needs Dask: pip install 'background[dask]'")
+        except (TypeError, ValueError) as error:
+            cli.error(str(error))
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -80,13 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             smtp = parse_smtp_url(args.smtp_url)
         except ValueError as error:
-            cli.error(str(error))
-    if args.dask_scheduler is not None:
-        try:
-            _check_scheduler(args.dask_scheduler, "--dask-scheduler")
-        except ImportError:
-            cli.error("--dask-scheduler needs Dask: pip install 'background[dask]'")
-        except (TypeError, ValueError) as error:
             cli.error(str(error))
     api = DemoApi(
         smtp,
