@@ -20,3 +20,21 @@ class QueueFull(BackgroundError, RuntimeError):
 
     Retry later, raise ``max_queue``, or choose ``on_full="block"`` or ``"caller_runs"``.
     """
+
+
+class TaskNotImportable(BackgroundError, TypeError):
+    """Raised by a submission to a cluster of a callable its workers could not import by name.
+
+    Workers run a task by its import path (``"module:qualname"``): lambdas, functions defined
+    inside other functions, and functions of ``__main__`` have none. Define the task at
+    module level in a module the workers can import.
+    """
+
+
+class ClusterError(BackgroundError, RuntimeError):
+    """The cluster could not run a task or report its outcome.
+
+    Set on a task's future when the connection to the scheduler was lost, the client was
+    closed, or the cluster dropped the task; also raised when no scheduler answers at an
+    address. The task may or may not have run: tasks on a cluster run at least once.
+    """

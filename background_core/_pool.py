@@ -52,6 +52,7 @@ class PoolOptions(TypedDict, total=False):
     on_full: OnFull
     drain_timeout: float
     executor: Executor | None
+    own_executor: bool
     eager: bool
     on_error: ErrorHook | None
 
@@ -104,7 +105,7 @@ def check_option(option: str, value: object, label: str | None = None) -> None:
             )
     elif option == "drain_timeout":
         _check_timeout(value, what)
-    elif option == "eager":
+    elif option in ("eager", "own_executor"):
         if not isinstance(value, bool):
             raise TypeError(f"{what} must be True or False, got {value!r}")
     else:
@@ -139,7 +140,9 @@ class Background:
             "caller_runs" runs the task in the submitting thread.
         drain_timeout: Seconds `shutdown()`, exit and SIGTERM wait for tasks in flight.
         executor: Send tasks to this executor (a process pool, say) instead of the
-            pool's threads; the pool still tracks and drains them, and never shuts it down.
+            pool's threads; the pool still tracks and drains them.
+        own_executor: Shut `executor` down (without waiting) once the pool has shut down,
+            for an executor made for this pool; by default it is left to its owner.
         eager: Run each task inline at submission (for tests).
         on_error: Called with a failed task's exception and `TaskInfo`; the default logs
             it at ERROR on logger "background".
@@ -161,6 +164,7 @@ class Background:
         on_full: OnFull = "block",
         drain_timeout: float = 30.0,
         executor: Executor | None = None,
+        own_executor: bool = False,
         eager: bool = False,
         on_error: ErrorHook | None = None,
         capturer: Capturer | None = None,
@@ -173,6 +177,7 @@ class Background:
             ("on_full", on_full),
             ("drain_timeout", drain_timeout),
             ("eager", eager),
+            ("own_executor", own_executor),
         ):
             check_option(option, value)
         if executor is not None and not isinstance(executor, Executor):
@@ -188,6 +193,7 @@ class Background:
         self._on_full = on_full
         self._drain_timeout = float(drain_timeout)
         self._executor = executor
+        self._own_executor = own_executor and executor is not None
         self._eager = eager
         self._on_error = on_error
         self._capturer = capturer
@@ -604,6 +610,13 @@ class Background:
             self._cancel_queued()  # what did not start by the deadline never will
         self._stop()
         _exit.forget(self)
+        if self._own_executor:
+            self._own_executor = False
+            try:
+                assert self._executor is not None
+                self._executor.shutdown(wait=False)
+            except BaseException:
+                logger.exception("shutting down the executor of pool %r failed", self._name)
         for task in report.unfinished:
             if task.state == "queued":
                 logger.warning(

@@ -32,6 +32,8 @@ class DemoApi:
         threads: The pool's worker threads.
         drain_timeout: Seconds the pool drains for at shutdown.
         server: What serves the app, as the page shows it ("FastAPI under uvicorn").
+        dask_scheduler: Send the emails from the workers of the Dask cluster whose
+            scheduler is at this address, instead of the pool's threads.
     """
 
     smtp: SmtpSettings
@@ -39,6 +41,7 @@ class DemoApi:
     threads: int = 4
     drain_timeout: float = 25.0
     server: str = ""
+    dask_scheduler: str | None = None
 
     def post_email(self, pool: Background, raw: bytes) -> Reply:
         """``POST /emails``: queue one email; 202 ``{"id"}``, or 4xx naming the field."""
@@ -107,6 +110,11 @@ class DemoApi:
         """``GET /``: the page."""
         return page.render(self.about(), inbox=self.inbox is not None)
 
+    def _pool(self) -> str:
+        if self.dask_scheduler is None:
+            return f"{self.threads} worker threads"
+        return f"tasks sent to the Dask cluster at {self.dask_scheduler}"
+
     def about(self) -> list[tuple[str, str]]:
         """What is configured, as (label, value) rows."""
         if self.inbox is None:
@@ -118,7 +126,7 @@ class DemoApi:
             )
         return [
             ("Server", self.server or "(in-process)"),
-            ("Pool", f"{self.threads} worker threads"),
+            ("Pool", self._pool()),
             ("SMTP", smtp),
             ("Sender", self.smtp.sender),
             (

@@ -40,6 +40,15 @@ def parser() -> argparse.ArgumentParser:
         help=f"send through this SMTP server (default: $SMTP_URL, else an embedded "
         f"server on 127.0.0.1 that keeps what it receives). Forms: {URL_FORMS}",
     )
+    cli.add_argument(
+        "--dask-scheduler",
+        default=os.environ.get("DASK_SCHEDULER") or None,
+        metavar="ADDRESS",
+        help="send the emails from the workers of the Dask cluster whose scheduler is at "
+        "ADDRESS, such as tcp://127.0.0.1:8786 (default: $DASK_SCHEDULER, else the pool's "
+        "threads). Start one with `dask scheduler --host 127.0.0.1` and "
+        "`dask worker tcp://127.0.0.1:8786`; the workers need this repository on their path",
+    )
     cli.add_argument("--threads", type=_positive, default=4, help="the pool's worker threads (4)")
     cli.add_argument(
         "--drain-timeout",
@@ -56,6 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = cli.parse_args(argv)
     if not 0 < args.drain_timeout <= 600:
         cli.error("--drain-timeout must be more than 0 and at most 600 seconds")
+    if args.dask_scheduler is not None:
+        try:
+            _check_scheduler(args.dask_scheduler, "--dask-scheduler")
+        except ImportError:
+            cli.error("--dask-scheduler needs Dask: pip install 'background[dask]'")
+        except (TypeError, ValueError) as error:
+            cli.error(str(error))
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -78,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         drain_timeout=args.drain_timeout,
         server=SERVERS[args.framework],
+        dask_scheduler=args.dask_scheduler,
     )
     _banner(api, args.host, args.port)
     if args.framework == "flask":
@@ -97,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sink is not None:
             sink.stop()
     return 0
+
+
+def _check_scheduler(address: str, label: str) -> None:
+    """Raise ValueError unless `address` is a scheduler address; ImportError without Dask."""
+    from background_core.dask import check_address  # noqa: PLC0415  (an optional extra)
+
+    check_address(address, label)
 
 
 def _banner(api: DemoApi, host: str, port: int) -> None:

@@ -17,7 +17,12 @@ from .farewell import draining, farewell
 
 def create_app(api: DemoApi) -> FastAPI:
     """The app. Its lifespan runs a pool of ``api.threads`` workers and drains it at exit."""
-    pool_lifespan = lifespan(name="demo_app", workers=api.threads, drain_timeout=api.drain_timeout)
+    pool_lifespan = lifespan(
+        name="demo_app",
+        workers=api.threads,
+        drain_timeout=api.drain_timeout,
+        dask_scheduler=api.dask_scheduler,
+    )
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[dict[str, Any]]:

@@ -19,6 +19,7 @@ def create_app(api: DemoApi) -> Flask:
     app = Flask("demo_app")  # the package: its pool is named "demo_app" too
     app.config["BACKGROUND_WORKERS"] = api.threads
     app.config["BACKGROUND_DRAIN_TIMEOUT"] = api.drain_timeout
+    app.config["BACKGROUND_DASK_SCHEDULER"] = api.dask_scheduler
     Background(app)
 
     @app.get("/")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -37,6 +38,7 @@ def lifespan(
     /,
     *,
     pool: Background | None = None,
+    dask_scheduler: str | None = None,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[Starlette]: ...
 @overload
@@ -45,6 +47,7 @@ def lifespan(
     /,
     *,
     pool: Background | None = None,
+    dask_scheduler: str | None = None,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[AppT]: ...
 def lifespan(
@@ -52,6 +55,7 @@ def lifespan(
     /,
     *,
     pool: Background | None = None,
+    dask_scheduler: str | None = None,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[Any]:
     """A lifespan that runs a background pool with the app: ``FastAPI(lifespan=lifespan())``.
@@ -63,6 +67,10 @@ def lifespan(
             drained at shutdown and left open, so the app can start again (tests).
             Without it, each start makes a pool from `options` and shuts it down at the
             end.
+        dask_scheduler: Run the pool's tasks on the Dask cluster whose scheduler is at
+            this address (``"tcp://127.0.0.1:8786"``; needs ``background[dask]``). The
+            lifespan connects at startup (which fails if no scheduler answers within 10 s)
+            and closes the connection at shutdown. Tasks must then be module-level.
         **options: `background_core.Background` options, when no `pool` is given; the
             pool's name defaults to "app", and its drain_timeout to 25 s.
 
@@ -72,14 +80,21 @@ def lifespan(
     finish by name and id.
 
     Raises:
-        TypeError: Both `pool` and `options` were given, or an option is wrong.
+        TypeError: Both `pool` and `options` (or `dask_scheduler`) were given, or both
+            `executor` and `dask_scheduler`, or an option is wrong.
+        ImportError: `dask_scheduler` was given but Dask's distributed is not installed.
         ValueError: An option's value is wrong.
     """
-    if pool is not None and options:
+    if pool is not None and (options or dask_scheduler is not None):
+        given = sorted([*options, *(["dask_scheduler"] if dask_scheduler is not None else [])])
         raise TypeError(
             "lifespan() takes either pool= or Background options, not both: "
-            f"configure the pool itself instead of passing {sorted(options)}"
+            f"configure the pool itself instead of passing {given}"
         )
+    if dask_scheduler is not None:
+        if options.get("executor") is not None:
+            raise TypeError("lifespan() takes executor= or dask_scheduler=, not both")
+        _check_dask_scheduler(dask_scheduler)
     settings: PoolOptions = {"name": "app", "drain_timeout": DRAIN_TIMEOUT, **options}
     if pool is None:
         Background(**settings).shutdown()  # check the options now, not at startup
@@ -87,7 +102,14 @@ def lifespan(
     @asynccontextmanager
     async def run(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         owned = pool is None
-        bg = Background(**settings) if pool is None else pool
+        if pool is not None:
+            bg = pool
+        elif dask_scheduler is None:
+            bg = Background(**settings)
+        else:
+            executor = await _connect(dask_scheduler)
+            on_cluster: PoolOptions = {**settings, "executor": executor, "own_executor": True}
+            bg = Background(**on_cluster)
         try:
             bg.start()
             app.state.background = bg
@@ -105,6 +127,26 @@ def lifespan(
             await anyio.to_thread.run_sync(_stop, bg, owned)
 
     return run
+
+
+def _check_dask_scheduler(address: str) -> None:
+    try:
+        # Imported here, not at the top: Dask is an optional extra.
+        from background_core.dask import check_address  # noqa: PLC0415
+    except ImportError as missing:
+        raise ImportError(
+            "lifespan(dask_scheduler=...) needs Dask's distributed: pip install 'background[dask]'"
+        ) from missing
+    check_address(address, "dask_scheduler")
+
+
+async def _connect(address: str) -> Executor:
+    """An executor of the cluster at `address`, connected off the event loop."""
+    from background_core.dask import dask_executor  # noqa: PLC0415  (checked at lifespan())
+
+    executor = dask_executor(address)
+    await anyio.to_thread.run_sync(lambda: executor.client)  # raises ClusterError if unanswered
+    return executor
 
 
 def _stop(bg: Background, owned: bool) -> None:

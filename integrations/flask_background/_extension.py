@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar, overload
 
 from flask import Flask, current_app, has_app_context
@@ -105,6 +105,11 @@ class Background:
             value = app.config.setdefault(key, False)
             check_option("eager", value, key)  # the same rule: True or False
             switches[suffix] = value
+        scheduler_key = f"{self.config_prefix}_DASK_SCHEDULER"
+        scheduler = app.config.setdefault(scheduler_key, None)
+        if scheduler is not None:
+            options["executor"] = _dask_executor(scheduler, scheduler_key)
+            options["own_executor"] = True  # its client closes when the pool shuts down
         if switches["SIGTERM_HANDLER"]:
             background_core.install_sigterm_handler()  # raises off the main thread
         pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
@@ -172,3 +177,19 @@ class Background:
 
     def __repr__(self) -> str:
         return f"<flask_background.Background {self.extension_key!r}>"
+
+
+def _dask_executor(address: object, key: str) -> Executor:
+    """An executor that connects to the scheduler at `address` on first use.
+
+    Lazily: `init_app` runs before gunicorn forks (``--preload``) and in the reloader's
+    parent, where a connection would be wasted or broken; the workers connect instead.
+    """
+    try:
+        # Imported here, not at the top: Dask is an optional extra.
+        from background_core.dask import check_address, dask_executor  # noqa: PLC0415
+    except ImportError as missing:
+        raise ImportError(
+            f"{key} needs Dask's distributed: pip install 'background[dask]'"
+        ) from missing
+    return dask_executor(check_address(address, key))

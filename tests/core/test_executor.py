@@ -288,3 +288,20 @@ def test_stats_count_a_task_running_in_the_executor_as_running(
         assert (stats.running, stats.queued) == (1, 0)
 
     with_parked(threads, check)
+
+
+def test_the_pool_shuts_down_an_executor_it_owns_after_draining() -> None:
+    executor = ThreadPoolExecutor(1)
+    bg = Background(name="ex-owned", executor=executor, own_executor=True)
+    future = bg.submit(operator.mul, 6, 7)
+    bg.shutdown(WAIT)
+    assert future.result(timeout=0) == 42
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.submit(operator.mul, 1, 2)
+
+
+def test_an_executor_not_owned_is_left_open(threads: ThreadPoolExecutor) -> None:
+    Background(name="ex-not-owned", executor=threads).shutdown()
+    assert threads.submit(operator.mul, 6, 7).result(timeout=WAIT) == 42
+    with pytest.raises(TypeError, match="own_executor must be True or False"):
+        Background(name="ex-bad", executor=threads, own_executor=1)  # type: ignore[arg-type]

@@ -40,3 +40,16 @@ def test_errors_form_one_family() -> None:
     assert issubclass(background_core.PoolClosed, background_core.BackgroundError)
     assert issubclass(background_core.PoolClosed, RuntimeError)
     assert issubclass(background_core.QueueFull, background_core.BackgroundError)
+    assert issubclass(background_core.ClusterError, background_core.BackgroundError)
+    assert issubclass(background_core.ClusterError, RuntimeError)
+    assert issubclass(background_core.TaskNotImportable, background_core.BackgroundError)
+    assert issubclass(background_core.TaskNotImportable, TypeError)
+
+
+def test_the_core_package_never_imports_dask() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, background, background_core; print('distributed' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

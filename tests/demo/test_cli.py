@@ -28,6 +28,17 @@ def test_smtp_url_comes_from_the_environment_unless_given(monkeypatch: pytest.Mo
     assert parser().parse_args(["--smtp-url", "smtp://x"]).smtp_url == "smtp://x"
 
 
+def test_the_dask_scheduler_comes_from_the_environment_unless_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DASK_SCHEDULER", raising=False)
+    assert parser().parse_args([]).dask_scheduler is None
+    monkeypatch.setenv("DASK_SCHEDULER", "tcp://127.0.0.1:8786")
+    assert parser().parse_args([]).dask_scheduler == "tcp://127.0.0.1:8786"
+    given = parser().parse_args(["--dask-scheduler", "tcp://10.0.0.1:8786"])
+    assert given.dask_scheduler == "tcp://10.0.0.1:8786"
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
@@ -36,6 +47,7 @@ def test_smtp_url_comes_from_the_environment_unless_given(monkeypatch: pytest.Mo
         (["--port", "70000"], "a port is 1 to 65535"),
         (["--drain-timeout", "0"], "--drain-timeout must be"),
         (["--smtp-url", "smtp://user:hunter2@host?bogus=1"], "unknown options"),
+        (["--dask-scheduler", "nowhere"], "--dask-scheduler must be a scheduler address"),
     ],
 )
 def test_a_bad_option_stops_with_a_message(

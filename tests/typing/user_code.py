@@ -17,6 +17,7 @@ from typing_extensions import assert_type
 import background
 import background_core
 import flask_background
+from background_core.dask import DaskExecutor, dask_executor
 from fastapi_background import BackgroundDep, lifespan
 
 # -- the seed API and the engine ---------------------------------------------------------
@@ -94,3 +95,11 @@ composed = FastAPI(lifespan=lifespan(app_lifespan, workers=2, drain_timeout=5.0)
 async def signup(email: str, bg: BackgroundDep) -> dict[str, str]:
     assert_type(bg.submit(send_email.__wrapped__, email, "Hi", "there"), Future[None])
     return {"status": "queued"}
+
+
+# -- Dask --------------------------------------------------------------------------------
+
+cluster = background_core.Background(executor=dask_executor("tcp://127.0.0.1:8786"))
+assert_type(dask_executor("tcp://127.0.0.1:8786", connect_timeout=5.0), DaskExecutor)
+assert_type(cluster.submit(resize.__wrapped__, "/a.jpg", width=3), Future[bytes])
+on_cluster = FastAPI(lifespan=lifespan(workers=2, dask_scheduler="tcp://127.0.0.1:8786"))

@@ -1,0 +1,377 @@
+"""Run a pool's tasks on a Dask cluster: ``Background(executor=dask_executor(client))``.
+
+Needs ``pip install 'background[dask]'``. `DaskExecutor` sends each task to the cluster
+by its import path (see `run_by_path`), so the user's keyword arguments never meet
+``Client.submit``'s own options, and every submission is a fresh task (``pure=False``:
+identical calls both run). Each outcome reaches the returned `concurrent.futures.Future`:
+the result, the task's exception, or a `ClusterError` when the cluster lost or dropped the
+task; nothing is left pending. A worker announces when it starts a task (a Dask event),
+so ``running()`` is true and ``cancel()`` refuses from then on.
+
+Delivery is at least once: a worker that dies mid-task makes the scheduler run the task
+again elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import os
+import pickle
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures._base import CANCELLED
+from queue import SimpleQueue
+from typing import Any
+
+import distributed
+from distributed.comm.addressing import parse_address
+
+from ._errors import ClusterError
+from ._remote import remote_call, run_by_path
+
+__all__ = ("DaskExecutor", "check_address", "dask_executor")
+
+Outcome = tuple["ClusterFuture", object, "BaseException | None"]
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a scheduler to answer when the executor connects by address."""
+
+
+def check_address(address: object, label: str = "scheduler address") -> str:
+    """Return `address` if it looks like ``"tcp://host:port"``; raise TypeError or ValueError."""
+    if not isinstance(address, str):
+        raise TypeError(f"{label} must be a str such as 'tcp://127.0.0.1:8786', got {address!r}")
+    try:
+        _, location = parse_address(address, strict=True)
+    except ValueError:
+        location = ""
+    if not location:
+        raise ValueError(
+            f"{label} must be a scheduler address such as 'tcp://127.0.0.1:8786', got {address!r}"
+        )
+    return address
+
+
+def _run_on_worker(topic: str, key: str, path: str, payload: bytes) -> Any:
+    """What a Dask worker runs: announce the start, then the task by its import path."""
+    distributed.get_worker().log_event(topic, key)
+    args, kwargs = pickle.loads(payload)
+    return run_by_path(path, args, kwargs)
+
+
+class ClusterFuture(Future[Any]):
+    """A task on the cluster. ``cancel()`` succeeds only before a worker started it."""
+
+    def __init__(self, executor: DaskExecutor, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self._executor = executor
+        self._dask: distributed.Future[Any] | None = None
+
+    def cancel(self) -> bool:
+        """Cancel the task unless a worker started it (or it finished); True if cancelled.
+
+        A worker's start notice takes a moment to arrive: a task that started within
+        that moment can still be cancelled here, and then runs with its result dropped.
+        """
+        executor = self._executor
+        with executor._lock:
+            if self.running() or (self.done() and not self.cancelled()):
+                return False
+            # Out of `_pending`, no start notice or outcome can touch it any more.
+            executor._pending.pop(self.key, None)
+            dask_future, self._dask = self._dask, None
+            if executor._closed:
+                executor._outcomes.put(None)  # the relay thread may be done now
+        # Outside the lock: the done-callbacks run now, and may take locks of their own.
+        if not super().cancel():
+            return False
+        with self._condition:  # wake wait() and as_completed() now, as a worker would
+            if self._state == CANCELLED:
+                self.set_running_or_notify_cancel()
+        if dask_future is not None:
+            client = dask_future.client
+            client.loop.add_callback(client.cancel, [dask_future], asynchronous=True)
+        return True
+
+
+class DaskExecutor(Executor):
+    """A `concurrent.futures.Executor` that runs tasks on a Dask cluster.
+
+    Made by `dask_executor`. Thread-safe. See the module's docstring for the guarantees.
+    """
+
+    def __init__(
+        self, client: distributed.Client | str, *, connect_timeout: float = CONNECT_TIMEOUT
+    ) -> None:
+        if isinstance(client, str):
+            self._address: str | None = check_address(client)
+            self._client: distributed.Client | None = None
+        elif isinstance(client, distributed.Client):
+            if client.asynchronous:
+                raise TypeError(
+                    "dask_executor() needs a synchronous distributed.Client; "
+                    "create it without asynchronous=True"
+                )
+            self._address = None
+            self._client = client
+        else:
+            raise TypeError(
+                "dask_executor() takes a distributed.Client or a scheduler address such as "
+                f"'tcp://127.0.0.1:8786', got {type(client).__name__}"
+            )
+        self._connect_timeout = connect_timeout
+        self._lock = threading.RLock()
+        self._pending: dict[str, ClusterFuture] = {}
+        self._outcomes: SimpleQueue[Outcome | None] = SimpleQueue()
+        self._relay: threading.Thread | None = None
+        self._topic: str | None = None
+        # Unique across clients, cheaper than a uuid per task: this executor's id, a count.
+        self._keys = (f"{uuid.uuid4().hex}-{n}" for n in itertools.count())
+        self._unwatched: list[tuple[ClusterFuture, distributed.Future[Any]]] = []
+        self._pid = os.getpid()
+        self._closed = False
+
+    @property
+    def client(self) -> distributed.Client:
+        """The Dask client; connects first when the executor was given an address.
+
+        Raises:
+            ClusterError: No scheduler answered at the address within the connect timeout.
+        """
+        with self._lock:
+            return self._connect()
+
+    def _connect(self) -> distributed.Client:
+        if self._pid != os.getpid():  # a forked child: the parent's connection is not ours
+            if self._address is None:
+                raise ClusterError(
+                    "this dask_executor's Client was created in another process (before a "
+                    "fork): create the Client in the process that submits, or pass "
+                    "dask_executor() the scheduler's address to connect there."
+                )
+            self._client, self._topic, self._relay = None, None, None
+            self._pending = {}
+            self._unwatched = []
+            self._outcomes = SimpleQueue()
+            self._pid = os.getpid()
+        if self._client is None:
+            assert self._address is not None
+            try:
+                self._client = distributed.Client(
+                    self._address, timeout=self._connect_timeout, set_as_default=False
+                )
+            except OSError as error:
+                raise ClusterError(
+                    f"no Dask scheduler answered at {self._address} within "
+                    f"{self._connect_timeout:g} s ({error}). Start one with `dask scheduler` "
+                    "and workers with `dask worker <address>`, or fix the address."
+                ) from None
+        if self._topic is None:
+            self._topic = f"background-started-{uuid.uuid4().hex}"
+            self._client.subscribe_topic(self._topic, self._on_started)
+        if self._relay is None:
+            self._relay = threading.Thread(
+                target=self._resolve_outcomes, name="background-dask-relay", daemon=True
+            )
+            self._relay.start()
+        return self._client
+
+    # -- submitting --------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` on the cluster; return a Future at once.
+
+        Raises:
+            TaskNotImportable: `fn` cannot be imported by name on a worker.
+            TypeError: An argument cannot be pickled.
+            ClusterError: No scheduler answered (when connecting by address).
+            RuntimeError: The executor was shut down.
+        """
+        path, args, kwargs = remote_call(fn, args, kwargs)
+        try:
+            payload = pickle.dumps((args, kwargs), protocol=5)
+        except Exception as error:
+            raise TypeError(
+                f"the arguments of task {path!r} cannot be pickled ({error}), so they cannot "
+                "travel to the cluster: pass plain data (numbers, strings, lists, dicts, "
+                "dataclasses) instead."
+            ) from None
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit to a DaskExecutor after its shutdown()")
+            client = self._connect()
+            loop = client.loop
+            if client.status != "running" or loop is None:
+                raise ClusterError(
+                    f"the Dask client is {client.status}, so task {path!r} cannot be sent: "
+                    "keep the client open while the pool runs."
+                )
+            topic = self._topic
+            key = f"{path.rpartition(':')[2]}-{next(self._keys)}"
+            future = ClusterFuture(self, key)
+            self._pending[key] = future
+        try:
+            dask_future = client.submit(
+                _run_on_worker, topic, key, path, payload, key=key, pure=False
+            )
+        except BaseException:
+            with self._lock:
+                self._pending.pop(key, None)
+            raise
+        future._dask = dask_future
+        with self._lock:
+            self._unwatched.append((future, dask_future))
+            wake = len(self._unwatched) == 1
+        if wake:  # one wake-up of the loop for a burst of submissions, not one each
+            loop.add_callback(self._watch_new, client)
+        return future
+
+    async def _watch_new(self, client: distributed.Client) -> None:
+        """On the client's event loop: watch the tasks submitted since the last call."""
+        with self._lock:
+            batch, self._unwatched = self._unwatched, []
+        await asyncio.gather(*(self._watch(client, d, f) for f, d in batch))
+
+    async def _watch(
+        self,
+        client: distributed.Client,
+        dask_future: distributed.Future[Any],
+        future: ClusterFuture,
+    ) -> None:
+        """On the client's event loop: wait for the outcome, hand it to the relay thread."""
+        result: object = None
+        error: BaseException | None = None
+        try:
+            result = await client.gather(dask_future, asynchronous=True)
+        except (CancelledError, asyncio.CancelledError) as cancelled:
+            # FuturesCancelledError says why: "scheduler-connection-lost", "client-close"...
+            error = ClusterError(
+                f"the cluster dropped task {future.key!r} before it reported a result "
+                f"({cancelled or 'cancelled'}); it may or may not have run. This happens "
+                "when the connection to the scheduler is lost, the client closes, or "
+                "somebody cancels the task's key."
+            )
+        except BaseException as exc:  # the task's own exception, or the cluster's
+            error = exc
+        self._outcomes.put((future, result, error))
+
+    def _on_started(self, event: tuple[float, str]) -> None:
+        """On the client's event loop: a worker started the task with this key."""
+        with self._lock:
+            future = self._pending.get(event[1])
+            if future is not None and not future.running() and not future.done():
+                future.set_running_or_notify_cancel()
+
+    def _resolve_outcomes(self) -> None:
+        """The relay thread: resolve futures here, so their callbacks never block the loop.
+
+        Ends once the executor is shut down and no task is pending (a ``None`` wakes it).
+        """
+        outcomes = self._outcomes
+        while True:
+            outcome = outcomes.get()
+            if outcome is not None:
+                self._resolve(*outcome)
+            del outcome
+            with self._lock:
+                if self._closed and not self._pending:
+                    return
+
+    def _resolve(self, future: ClusterFuture, result: object, error: BaseException | None) -> None:
+        with self._lock:
+            if self._pending.pop(future.key, None) is None:
+                return  # cancelled, or failed when the client closed
+            future._dask = None
+            if not future.running():
+                future.set_running_or_notify_cancel()
+        # Outside the lock: done-callbacks run here and may take their time.
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+    # -- stopping ----------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks. Idempotent.
+
+        Args:
+            wait: Wait until every task sent here finished.
+            cancel_futures: Cancel the tasks that no worker started yet.
+
+        Tasks a worker is running are never cancelled. With a client this executor made
+        from an address, the client is then closed, and the futures of tasks still on the
+        cluster fail with `ClusterError` (the tasks may still run there). A client given
+        to `dask_executor` is left open: it is yours.
+        """
+        with self._lock:
+            self._closed = True
+            pending = list(self._pending.values())
+        if cancel_futures:
+            for future in pending:
+                future.cancel()
+        if wait:
+            concurrent.futures.wait(pending)
+        left: list[ClusterFuture] = []
+        with self._lock:
+            client = self._client
+            if client is not None and self._pid == os.getpid():
+                if self._topic is not None and client.status == "running":
+                    client.unsubscribe_topic(self._topic)
+                self._topic = None
+                if self._address is not None:  # ours to close
+                    self._client = None
+                    left = list(self._pending.values())
+                    self._pending.clear()
+                else:
+                    client = None
+            else:
+                client = None
+        if client is not None:
+            client.close(timeout=self._connect_timeout)
+            for future in left:
+                _fail_closed(future)
+        self._outcomes.put(None)  # wakes the relay thread to see that it may end
+        relay = self._relay
+        if wait and relay is not None and relay is not threading.current_thread():
+            relay.join(timeout=self._connect_timeout)
+
+    def __repr__(self) -> str:
+        where = self._address or repr(self._client)
+        return f"<DaskExecutor {where}{' closed' if self._closed else ''}>"
+
+
+def _fail_closed(future: ClusterFuture) -> None:
+    future._dask = None
+    if future.set_running_or_notify_cancel():
+        future.set_exception(
+            ClusterError(
+                f"the Dask client closed before task {future.key!r} finished; it may still "
+                "run on the cluster, and its result is dropped."
+            )
+        )
+
+
+def dask_executor(
+    client: distributed.Client | str, *, connect_timeout: float = CONNECT_TIMEOUT
+) -> DaskExecutor:
+    """An executor that runs a pool's tasks on a Dask cluster.
+
+    ``Background(executor=dask_executor(client))`` sends every task of the pool there.
+
+    Args:
+        client: A `distributed.Client` (yours: never closed here), or a scheduler's
+            address such as ``"tcp://127.0.0.1:8786"``: the executor then connects on
+            first use, in the process that submits (so after a fork too), and closes
+            its client at `shutdown`.
+        connect_timeout: Seconds to wait for the scheduler when connecting by address.
+
+    Raises:
+        TypeError, ValueError: `client` is neither a synchronous Client nor an address.
+    """
+    return DaskExecutor(client, connect_timeout=connect_timeout)
