@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ._context import each
 from ._future import TaskFuture
 
 
@@ -97,7 +98,7 @@ class LoopThread:
         error: BaseException | None = None
         try:
             with contextlib.ExitStack() as stack:
-                for manager in managers or ():
+                for manager in each(managers):
                     stack.enter_context(manager)
                 result = await fn(*args, **kwargs)
         except BaseException as exc:  # the future carries every failure

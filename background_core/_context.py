@@ -13,9 +13,14 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from contextvars import Context, ContextVar, copy_context
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 Capturer = Callable[[], "AbstractContextManager[object] | None"]
+# What a submission captured: nothing, one manager (the common case: no tuple to build),
+# or several, outermost first.
+Captured: TypeAlias = (
+    AbstractContextManager[object] | tuple[AbstractContextManager[object], ...] | None
+)
 
 R = TypeVar("R")
 
@@ -44,13 +49,10 @@ def remove_context_capturer(capturer: Capturer) -> None:
         _capturers = tuple(c for c in _capturers if c != capturer)
 
 
-def capture(own: Capturer | None = None) -> tuple[AbstractContextManager[object], ...] | None:
+def capture(own: Capturer | None = None) -> Captured:
     """Call every capturer, then `own`; return the context managers they gave, or None."""
     if not _capturers:  # the common case, kept fast: no global capturer, one or none own
-        if own is None:
-            return None
-        manager = own()
-        return None if manager is None else (manager,)
+        return None if own is None else own()
     capturers = _capturers if own is None else (*_capturers, own)
     managers = tuple(m for m in (c() for c in capturers) if m is not None)
     return managers or None
@@ -75,13 +77,21 @@ def _set_kept(context: Context, excluded: frozenset[ContextVar[Any]]) -> None:
             var.set(value)
 
 
-def call_within(
-    managers: tuple[AbstractContextManager[object], ...] | None, fn: Callable[[], R]
-) -> R:
+def call_within(managers: Captured, fn: Callable[[], R]) -> R:
     """Call `fn` inside the captured context managers (outermost first)."""
     if managers is None:
         return fn()
+    if not isinstance(managers, tuple):
+        with managers:
+            return fn()
     with contextlib.ExitStack() as stack:
         for manager in managers:
             stack.enter_context(manager)
         return fn()
+
+
+def each(managers: Captured) -> tuple[AbstractContextManager[object], ...]:
+    """The captured managers as a tuple, outermost first."""
+    if managers is None:
+        return ()
+    return managers if isinstance(managers, tuple) else (managers,)

@@ -27,9 +27,10 @@ from concurrent.futures._base import (
     PENDING,
     RUNNING,
 )
-from contextlib import AbstractContextManager
 from contextvars import Context
 from typing import Any, TypeVar
+
+from ._context import Captured
 
 R = TypeVar("R")
 
@@ -71,7 +72,7 @@ class TaskFuture(Future[R]):
     _task_kwargs: Mapping[str, Any]
     _task_lock: LockType
     _task_context: Context | None
-    _task_managers: tuple[AbstractContextManager[object], ...] | None
+    _task_managers: Captured
     _task_name: str
     _task_id: int
     _task_submitted: float

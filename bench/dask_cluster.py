@@ -24,8 +24,8 @@ from distributed import Client, LocalCluster
 
 from background_core import Background
 from background_core.dask import dask_executor
+from bench.micro_worker import noop  # module-level: the workers import it by name
 from bench.section import Section, median, pair_ratios
-from bench.submit import noop  # module-level: the workers import it by name
 
 ROWS = ("Background (2 threads)", "Background + dask_executor", "Client.get_executor(pure=False)")
 
@@ -54,7 +54,7 @@ def run(quick: bool) -> Section:
             processes=True,
             threads_per_worker=1,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):

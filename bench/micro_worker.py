@@ -148,17 +148,17 @@ def rss() -> int:
 
 
 def measure_queued_memory(name: str, workers: int, tasks: int) -> float:
-    """Bytes of resident memory per task while `tasks` wait behind a blocked pool."""
-    with CONTENDERS[name](workers) as (submit, finish):
-        release = hold_workers(submit, workers)
+    """Bytes of resident memory per task while `tasks` wait behind a blocked pool.
+
+    The tasks are never run: the caller prints the figure and ends the process at once.
+    """
+    with CONTENDERS[name](workers) as (submit, _):
+        hold_workers(submit, workers)
         gc.collect()
         base = rss()
         for _ in range(tasks):
             submit(noop)
-        grown = rss() - base
-        release.set()
-        finish()
-    return grown / tasks
+        return (rss() - base) / tasks
 
 
 def measure_kept_memory(name: str, workers: int, tasks: int) -> float:
@@ -204,7 +204,9 @@ def main() -> None:
     if name == "SimpleQueue":
         result = {"submit_ns": measure_queue_put(tasks)}
     elif args.memory == "queued":  # alone in its process: no freed memory to reuse
-        result = {"queued_bytes": measure_queued_memory(name, workers, tasks)}
+        print(json.dumps({"queued_bytes": measure_queued_memory(name, workers, tasks)}))
+        sys.stdout.flush()
+        os._exit(0)  # without running the queued tasks nor waiting for the held workers
     elif args.memory == "kept":
         result = {"kept_bytes": measure_kept_memory(name, workers, tasks)}
     else:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from distributed import Client
@@ -103,7 +104,17 @@ def wait_until(condition: Callable[[], object], what: str) -> None:
         time.sleep(0.02)
 
 
-def test_running_and_queued_are_reported_honestly(bg: Background, tmp_path: Path) -> None:
+def _scheduler_knows(key: str, dask_scheduler: Any) -> bool:
+    return key in dask_scheduler.tasks
+
+
+def _worker_knows(key: str, dask_worker: Any) -> bool:
+    return key in dask_worker.state.tasks
+
+
+def test_running_and_queued_are_reported_honestly(
+    bg: Background, client: Client, tmp_path: Path
+) -> None:
     out, release = str(tmp_path / "out"), tmp_path / "release"
     # Two workers of one thread each: two tasks run, the third waits.
     futures = [bg.submit(tasks.note_after, out, str(i), str(release)) for i in range(3)]
@@ -115,6 +126,16 @@ def test_running_and_queued_are_reported_honestly(bg: Background, tmp_path: Path
     started = [f for f in futures if f.running()]
     assert not any(f.cancel() for f in started)  # a task that started is never cancelled
     assert waiting.cancel()
+    # The cancellation travels to the scheduler and on to the worker that may hold the task
+    # in its ready queue: release the running tasks only once it has arrived everywhere.
+    key = waiting.sent().key  # type: ignore[attr-defined]
+    wait_until(
+        lambda: (
+            not client.run_on_scheduler(_scheduler_knows, key)
+            and not any(client.run(_worker_knows, key).values())
+        ),
+        "the cluster forgets the cancelled task",
+    )
     release.touch()
     assert all(f.result(timeout=WAIT) != os.getpid() for f in started)
     assert bg.drain(WAIT).unfinished == ()
