@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,11 +20,14 @@ class Panel(NamedTuple):
 
 PANELS = [
     Panel("submission", "µs per submit", "Submission: µs of the caller's time", log=True),
-    Panel("submission", "no-op tasks/s", "Throughput: no-op tasks per second", better="higher"),
+    Panel("submission", "no-op tasks/s", "Throughput: no-op tasks/s", better="higher"),
     Panel("memory", "bytes per queued task", "Memory: bytes per queued task"),
     Panel("handler", "req/s vs nothing", "Handler cost: req/s vs firing nothing", better="higher"),
-    Panel("isolation", "p99 ms", "Isolation: sync endpoint p99 (ms)", log=True),
-    Panel("shutdown", "ran", "Shutdown: tasks of 200 that ran", better="higher"),
+    Panel("isolation", "p99 ms", "Isolation: sync endpoint p99 (ms)"),
+    Panel(
+        "shutdown", "ran (worst)", "Shutdown: tasks of 200 that ran, worst round", better="higher"
+    ),
+    Panel("dask", "tasks/s", "Dask: no-op tasks per second", log=True, better="higher"),
 ]
 OURS = "#1f77b4"
 OTHERS = "#b0b0b0"
@@ -43,7 +47,7 @@ def draw(sections: list[Section], machine: dict[str, Any], path: Path) -> None:
     rows = math.ceil(len(panels) / columns)
     heights = [len(by_key[p.key].rows) for p in panels]
     figure, axes = plt.subplots(
-        rows, columns, figsize=(13, 1.2 + rows * (0.32 * max(heights) + 1.0)), squeeze=False
+        rows, columns, figsize=(15, 1.2 + rows * (0.32 * max(heights) + 1.0)), squeeze=False
     )
     for ax, panel in zip(axes.flat, panels, strict=False):
         _bars(ax, by_key[panel.key], panel)
@@ -62,15 +66,13 @@ def draw(sections: list[Section], machine: dict[str, Any], path: Path) -> None:
 
 def _bars(ax: Any, section: Section, panel: Panel) -> None:
     index = section.columns.index(panel.column)
-    first_number = next(
-        i for i, c in enumerate(section.rows[0]) if isinstance(c, (int, float)) and i > 0
-    )
+    first_number = next(i for i, c in enumerate(section.rows[0]) if _number(c) is not None)
     labels, values = [], []
     for row in section.rows:
-        value = row[index]
-        if isinstance(value, (int, float)):
+        value = _number(row[index])
+        if value is not None:
             labels.append(" · ".join(str(c) for c in row[:first_number] if c))
-            values.append(float(value))
+            values.append(value)
     colors = [OURS if _is_ours(label) else OTHERS for label in labels]
     positions = range(len(values))
     ax.barh(positions, values, color=colors)
@@ -82,6 +84,15 @@ def _bars(ax: Any, section: Section, panel: Panel) -> None:
         ax.text(v, y, f" {v:,.2f}" if v < 10 else f" {v:,.0f}", va="center", fontsize=7)
     ax.set_title(f"{panel.title} ({panel.better} is better)", fontsize=10)
     ax.margins(x=0.18)
+
+
+def _number(cell: object) -> float | None:
+    """A figure of a table: a number, or the count of a "count/total" cell."""
+    if isinstance(cell, (int, float)):
+        return float(cell)
+    if isinstance(cell, str) and re.fullmatch(r"\d+/\d+", cell):
+        return float(cell.split("/")[0])
+    return None
 
 
 def _is_ours(label: str) -> bool:

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench import cpus
+
 ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUESTS = 200_000  # per run, whatever its length: the count bound
 TIMEOUT = 10.0  # seconds one request may take before it counts as an error
@@ -82,7 +84,7 @@ class Running:
         self.tool = tool
         self.deadline = time.monotonic() + seconds + GRACE
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+            cpus.for_load(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
         )
 
     def result(self) -> LoadResult:

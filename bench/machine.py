@@ -10,6 +10,8 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from bench import cpus
+
 PACKAGES = ["flask", "gunicorn", "fastapi", "starlette", "uvicorn", "flask-executor"]
 
 
@@ -28,8 +30,9 @@ def describe() -> dict[str, Any]:
         "platform": platform.platform(terse=True),
         "versions": versions,
         "load_generator": load,
-        "summary": f"{cores} cores ({cpu}), Python {python} on {platform.system()}, "
-        f"load from {load}",
+        "pinning": cpus.described(),
+        "summary": f"{cores} cores ({cpu}), Python {python} on {platform.system()}; HTTP load "
+        f"from {load}, {cpus.described()}",
     }
 
 

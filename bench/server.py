@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import cpus
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 THREADS = 4  # gunicorn gthread's request threads (one worker process)
@@ -144,7 +146,7 @@ def launch(server: str, env: dict[str, str]) -> Server:
     log = workdir / f"{server}-{port}.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [arg.format(port=port) for arg in SERVERS[server]()],
+            cpus.for_server([arg.format(port=port) for arg in SERVERS[server]()]),
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,

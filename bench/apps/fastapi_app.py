@@ -15,6 +15,7 @@ task), ``executor`` (a module-level ``ThreadPoolExecutor(WORKERS)``, never shut 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,20 +42,6 @@ def _ours() -> tuple[Callable[..., Any], Callable[..., Any]]:
     return fire, fire_def
 
 
-def _ours_task() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    fire_task = POOL.task(sleep_task)
-
-    async def fire() -> Answer:
-        fire_task()
-        return OK
-
-    def fire_def() -> Answer:
-        fire_task()
-        return OK
-
-    return fire, fire_def
-
-
 def _tasks(task: Callable[[], Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
     async def fire(tasks: BackgroundTasks) -> Answer:
         tasks.add_task(task)
@@ -67,37 +54,27 @@ def _tasks(task: Callable[[], Any]) -> tuple[Callable[..., Any], Callable[..., A
     return fire, fire_def
 
 
-def _executor() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    executor = ThreadPoolExecutor(WORKERS)
+def _plain(fire_one: Callable[[], object]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """Endpoints that need nothing injected: they call `fire_one()`."""
 
     async def fire() -> Answer:
-        executor.submit(sleep_task)
+        fire_one()
         return OK
 
     def fire_def() -> Answer:
-        executor.submit(sleep_task)
-        return OK
-
-    return fire, fire_def
-
-
-def _nothing() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    async def fire() -> Answer:
-        return OK
-
-    def fire_def() -> Answer:
+        fire_one()
         return OK
 
     return fire, fire_def
 
 
 CONTENDERS = {
-    "nothing": _nothing,
+    "nothing": lambda: _plain(lambda: None),
     "ours": _ours,
-    "ours-task": _ours_task,
+    "ours-task": lambda: _plain(POOL.task(sleep_task)),
     "tasks-sync": lambda: _tasks(sleep_task),
     "tasks-async": lambda: _tasks(async_sleep_task),
-    "executor": _executor,
+    "executor": lambda: _plain(functools.partial(ThreadPoolExecutor(WORKERS).submit, sleep_task)),
 }
 
 POOL = Background(WORKERS, name="bench")
