@@ -6,7 +6,8 @@ by its import path (see `run_by_path`), so the user's keyword arguments never me
 identical calls both run). Each outcome reaches the returned `concurrent.futures.Future`:
 the result, the task's exception, or a `ClusterError` when the cluster lost or dropped the
 task; nothing is left pending. A worker announces when it starts a task (a Dask event),
-so ``running()`` is true and ``cancel()`` refuses from then on.
+so ``running()`` is true and ``cancel()`` refuses from then on; until the announcement
+arrives, a cancelled task may still run, its result dropped (cancelling is best-effort).
 
 Delivery is at least once: a worker that dies mid-task makes the scheduler run the task
 again elsewhere.
@@ -218,8 +219,8 @@ class DaskExecutor(Executor):
     def _no_scheduler(self, why: str) -> str:
         return (
             f"no Dask scheduler answered at {self._address} within {self._connect_timeout:g} s "
-            f"({why}). Start one with `dask scheduler` and workers with `dask worker "
-            "<address>`, or fix the address."
+            f"({why}). Start one with `dask scheduler --host 127.0.0.1` and workers with "
+            "`dask worker <address> --host 127.0.0.1`, or fix the address."
         )
 
     def _start_relay(self) -> None:
