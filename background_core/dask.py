@@ -6,7 +6,8 @@ by its import path (see `run_by_path`), so the user's keyword arguments never me
 identical calls both run). Each outcome reaches the returned `concurrent.futures.Future`:
 the result, the task's exception, or a `ClusterError` when the cluster lost or dropped the
 task; nothing is left pending. A worker announces when it starts a task (a Dask event),
-so ``running()`` is true and ``cancel()`` refuses from then on.
+so ``running()`` is true and ``cancel()`` refuses from then on; until the announcement
+arrives, a cancelled task may still run, its result dropped (cancelling is best-effort).
 
 Delivery is at least once: a worker that dies mid-task makes the scheduler run the task
 again elsewhere.
@@ -20,7 +21,9 @@ import itertools
 import os
 import pickle
 import threading
+import time
 import uuid
+import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures._base import CANCELLED
@@ -30,6 +33,7 @@ from typing import Any
 import distributed
 from distributed.comm.addressing import parse_address
 
+from ._dask_reports import TOPIC, listen, scheduler_id
 from ._errors import ClusterError
 from ._remote import remote_call, run_by_path
 
@@ -39,6 +43,9 @@ Outcome = tuple["ClusterFuture", object, "BaseException | None"]
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a scheduler to answer when the executor connects by address."""
+
+RETRY_AFTER = 2.0
+"""Seconds during which submissions fail at once after a failed connection attempt."""
 
 
 def check_address(address: object, label: str = "scheduler address") -> str:
@@ -54,6 +61,17 @@ def check_address(address: object, label: str = "scheduler address") -> str:
             f"{label} must be a scheduler address such as 'tcp://127.0.0.1:8786', got {address!r}"
         )
     return address
+
+
+class Arguments(bytes):
+    """A task's pickled arguments, whose ``repr`` and ``str`` hide them from any log."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<task arguments: {len(self)} bytes>"
+
+    __str__ = __repr__
 
 
 def _run_on_worker(topic: str, key: str, path: str, payload: bytes) -> Any:
@@ -125,61 +143,92 @@ class DaskExecutor(Executor):
                 f"'tcp://127.0.0.1:8786', got {type(client).__name__}"
             )
         self._connect_timeout = connect_timeout
+        # Unique across clients, cheaper than a uuid per task: this executor's id, a count.
+        self._keys = (f"{uuid.uuid4().hex}-{n}" for n in itertools.count())
+        self._pid = os.getpid()
+        self._closed = False
+        self._reset()
+        _executors.add(self)
+
+    def _reset(self) -> None:
+        """The per-process state: made at creation, made again in a forked child."""
         self._lock = threading.RLock()
         self._pending: dict[str, ClusterFuture] = {}
         self._outcomes: SimpleQueue[Outcome | None] = SimpleQueue()
         self._relay: threading.Thread | None = None
-        self._topic: str | None = None
-        # Unique across clients, cheaper than a uuid per task: this executor's id, a count.
-        self._keys = (f"{uuid.uuid4().hex}-{n}" for n in itertools.count())
         self._unwatched: list[tuple[ClusterFuture, distributed.Future[Any]]] = []
-        self._pid = os.getpid()
-        self._closed = False
+        self._subscribed: object = None  # the scheduler whose start reports we get
+        self._connecting: threading.Event | None = None
+        self._failure: tuple[float, str] | None = None  # until when, and what failed
+        if self._address is not None:
+            self._client = None  # a forked child connects again
 
     @property
     def client(self) -> distributed.Client:
         """The Dask client; connects first when the executor was given an address.
 
         Raises:
-            ClusterError: No scheduler answered at the address within the connect timeout.
+            ClusterError: No scheduler answered at the address within the connect timeout,
+                or (for a few seconds after that) no attempt is made again yet.
         """
-        with self._lock:
-            return self._connect()
+        return self._connect()
 
     def _connect(self) -> distributed.Client:
-        if self._pid != os.getpid():  # a forked child: the parent's connection is not ours
-            if self._address is None:
-                raise ClusterError(
-                    "this dask_executor's Client was created in another process (before a "
-                    "fork): create the Client in the process that submits, or pass "
-                    "dask_executor() the scheduler's address to connect there."
-                )
-            self._client, self._topic, self._relay = None, None, None
-            self._pending = {}
-            self._unwatched = []
-            self._outcomes = SimpleQueue()
-            self._pid = os.getpid()
-        if self._client is None:
-            assert self._address is not None
-            try:
-                self._client = distributed.Client(
-                    self._address, timeout=self._connect_timeout, set_as_default=False
-                )
-            except OSError as error:
-                raise ClusterError(
-                    f"no Dask scheduler answered at {self._address} within "
-                    f"{self._connect_timeout:g} s ({error}). Start one with `dask scheduler` "
-                    "and workers with `dask worker <address>`, or fix the address."
-                ) from None
-        if self._topic is None:
-            self._topic = f"background-started-{uuid.uuid4().hex}"
-            self._client.subscribe_topic(self._topic, self._on_started)
+        """The client, connecting outside the lock: one thread connects, others wait."""
+        deadline = time.monotonic() + self._connect_timeout
+        while True:
+            with self._lock:
+                if self._pid != os.getpid() and self._address is None:
+                    raise ClusterError(
+                        "this dask_executor's Client was created in another process (before "
+                        "a fork): create the Client in the process that submits, or pass "
+                        "dask_executor() the scheduler's address to connect there."
+                    )
+                if self._client is not None:
+                    self._start_relay()
+                    return self._client
+                if self._failure is not None and time.monotonic() < self._failure[0]:
+                    raise ClusterError(self._failure[1])
+                connecting = self._connecting
+                if connecting is None:
+                    connecting = self._connecting = threading.Event()
+                    break
+            if not connecting.wait(max(0.0, deadline - time.monotonic())):
+                raise ClusterError(self._no_scheduler("still connecting"))
+        failure: ClusterError | None = None
+        client: distributed.Client | None = None
+        try:
+            client = distributed.Client(
+                self._address, timeout=self._connect_timeout, set_as_default=False
+            )
+        except OSError as error:
+            failure = ClusterError(self._no_scheduler(str(error)))
+        finally:
+            with self._lock:
+                self._connecting = None
+                self._pid = os.getpid()
+                if client is not None:
+                    self._client, self._failure = client, None
+                elif failure is not None:
+                    self._failure = (time.monotonic() + RETRY_AFTER, str(failure))
+            connecting.set()
+        if failure is not None:
+            raise failure
+        return self._connect()
+
+    def _no_scheduler(self, why: str) -> str:
+        return (
+            f"no Dask scheduler answered at {self._address} within {self._connect_timeout:g} s "
+            f"({why}). Start one with `dask scheduler --host 127.0.0.1` and workers with "
+            "`dask worker <address> --host 127.0.0.1`, or fix the address."
+        )
+
+    def _start_relay(self) -> None:
         if self._relay is None:
             self._relay = threading.Thread(
                 target=self._resolve_outcomes, name="background-dask-relay", daemon=True
             )
             self._relay.start()
-        return self._client
 
     # -- submitting --------------------------------------------------------------------
 
@@ -189,45 +238,52 @@ class DaskExecutor(Executor):
         Raises:
             TaskNotImportable: `fn` cannot be imported by name on a worker.
             TypeError: An argument cannot be pickled.
-            ClusterError: No scheduler answered (when connecting by address).
+            ClusterError: No scheduler answered (when connecting by address), or the
+                client is not connected.
             RuntimeError: The executor was shut down.
         """
         path, args, kwargs = remote_call(fn, args, kwargs)
         try:
-            payload = pickle.dumps((args, kwargs), protocol=5)
+            payload = Arguments(pickle.dumps((args, kwargs), protocol=5))
         except Exception as error:
             raise TypeError(
                 f"the arguments of task {path!r} cannot be pickled ({error}), so they cannot "
                 "travel to the cluster: pass plain data (numbers, strings, lists, dicts, "
                 "dataclasses) instead."
             ) from None
+        if self._closed:
+            raise RuntimeError("cannot submit to a DaskExecutor after its shutdown()")
+        client = self._connect()
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit to a DaskExecutor after its shutdown()")
-            client = self._connect()
             loop = client.loop
             if client.status != "running" or loop is None:
-                raise ClusterError(
-                    f"the Dask client is {client.status}, so task {path!r} cannot be sent: "
-                    "keep the client open while the pool runs."
-                )
-            topic = self._topic
+                raise ClusterError(_not_running(client, path))
+            if self._subscribed is None or self._subscribed != scheduler_id(client):
+                # First use, or the client reconnected to a new scheduler: subscribe there
+                # before the task is sent, so its start report reaches us.
+                self._subscribed = listen(client, self)
             key = f"{path.rpartition(':')[2]}-{next(self._keys)}"
             future = ClusterFuture(self, key)
             self._pending[key] = future
         try:
             dask_future = client.submit(
-                _run_on_worker, topic, key, path, payload, key=key, pure=False
+                _run_on_worker, TOPIC, key, path, payload, key=key, pure=False
             )
         except BaseException:
             with self._lock:
                 self._pending.pop(key, None)
             raise
-        future._dask = dask_future
         with self._lock:
-            self._unwatched.append((future, dask_future))
-            wake = len(self._unwatched) == 1
-        if wake:  # one wake-up of the loop for a burst of submissions, not one each
+            kept = self._pending.get(key) is future
+            if kept:
+                future._dask = dask_future
+                self._unwatched.append((future, dask_future))
+                wake = len(self._unwatched) == 1
+        if not kept:  # cancelled during client.submit: the cluster must not keep it
+            loop.add_callback(client.cancel, [dask_future], asynchronous=True)
+        elif wake:  # one wake-up of the loop for a burst of submissions, not one each
             loop.add_callback(self._watch_new, client)
         return future
 
@@ -251,7 +307,7 @@ class DaskExecutor(Executor):
         except (CancelledError, asyncio.CancelledError) as cancelled:
             # FuturesCancelledError says why: "scheduler-connection-lost", "client-close"...
             error = ClusterError(
-                f"the cluster dropped task {future.key!r} before it reported a result "
+                f"the cluster dropped the task before it reported a result "
                 f"({cancelled or 'cancelled'}); it may or may not have run. This happens "
                 "when the connection to the scheduler is lost, the client closes, or "
                 "somebody cancels the task's key."
@@ -260,10 +316,10 @@ class DaskExecutor(Executor):
             error = exc
         self._outcomes.put((future, result, error))
 
-    def _on_started(self, event: tuple[float, str]) -> None:
+    def _on_started(self, key: str) -> None:
         """On the client's event loop: a worker started the task with this key."""
         with self._lock:
-            future = self._pending.get(event[1])
+            future = self._pending.get(key)
             if future is not None and not future.running() and not future.done():
                 future.set_running_or_notify_cancel()
 
@@ -285,7 +341,7 @@ class DaskExecutor(Executor):
     def _resolve(self, future: ClusterFuture, result: object, error: BaseException | None) -> None:
         with self._lock:
             if self._pending.pop(future.key, None) is None:
-                return  # cancelled, or failed when the client closed
+                return  # cancelled, or resolved already
             future._dask = None
             if not future.running():
                 future.set_running_or_notify_cancel()
@@ -304,10 +360,10 @@ class DaskExecutor(Executor):
             wait: Wait until every task sent here finished.
             cancel_futures: Cancel the tasks that no worker started yet.
 
-        Tasks a worker is running are never cancelled. With a client this executor made
-        from an address, the client is then closed, and the futures of tasks still on the
-        cluster fail with `ClusterError` (the tasks may still run there). A client given
-        to `dask_executor` is left open: it is yours.
+        Tasks a worker is known to run are never cancelled. With a client this executor
+        made from an address, the client is then closed, and the futures of tasks still
+        on the cluster fail with `ClusterError` (the tasks may still run there). A client
+        given to `dask_executor` is left open: it is yours.
         """
         with self._lock:
             self._closed = True
@@ -317,44 +373,64 @@ class DaskExecutor(Executor):
                 future.cancel()
         if wait:
             concurrent.futures.wait(pending)
-        left: list[ClusterFuture] = []
         with self._lock:
-            client = self._client
-            if client is not None and self._pid == os.getpid():
-                if self._topic is not None and client.status == "running":
-                    client.unsubscribe_topic(self._topic)
-                self._topic = None
-                if self._address is not None:  # ours to close
-                    self._client = None
-                    left = list(self._pending.values())
-                    self._pending.clear()
-                else:
-                    client = None
-            else:
-                client = None
+            client = None  # a client given to dask_executor stays open: it is the user's
+            if self._address is not None:
+                client, self._client = self._client, None
+            left = list(self._pending.values()) if client is not None else []
         if client is not None:
+            # Closing cancels the client's futures: the relay thread resolves them with
+            # ClusterError. Whatever it could not resolve by then fails here.
             client.close(timeout=self._connect_timeout)
+            concurrent.futures.wait(left, timeout=min(self._connect_timeout, CLOSE_GRACE))
             for future in left:
-                _fail_closed(future)
+                self._resolve(future, None, _closed_error(future))
         self._outcomes.put(None)  # wakes the relay thread to see that it may end
         relay = self._relay
         if wait and relay is not None and relay is not threading.current_thread():
             relay.join(timeout=self._connect_timeout)
+
+    def _after_fork(self) -> None:
+        self._reset()
 
     def __repr__(self) -> str:
         where = self._address or repr(self._client)
         return f"<DaskExecutor {where}{' closed' if self._closed else ''}>"
 
 
-def _fail_closed(future: ClusterFuture) -> None:
-    future._dask = None
-    if future.set_running_or_notify_cancel():
-        future.set_exception(
-            ClusterError(
-                f"the Dask client closed before task {future.key!r} finished; it may still "
-                "run on the cluster, and its result is dropped."
-            )
+CLOSE_GRACE = 2.0
+"""Seconds shutdown waits for the client's own cancellations after closing it."""
+
+_executors: weakref.WeakSet[DaskExecutor] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # The locks may have been held by another thread at the fork: made anew in the child.
+    for executor in list(_executors):
+        executor._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _not_running(client: distributed.Client, path: str) -> str:
+    if client.status == "connecting":
+        return (
+            f"the Dask client lost its scheduler and is reconnecting, so task {path!r} was "
+            "not sent: submit it again once the scheduler is back (the client gives up after "
+            "its connect timeout and closes)."
         )
+    return (
+        f"the Dask client is {client.status}, so task {path!r} cannot be sent: "
+        "keep the client open while the pool runs."
+    )
+
+
+def _closed_error(future: ClusterFuture) -> ClusterError:
+    return ClusterError(
+        f"the Dask client closed before task {future.key!r} finished; it may still "
+        "run on the cluster, and its result is dropped."
+    )
 
 
 def dask_executor(

@@ -46,8 +46,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="send the emails from the workers of the Dask cluster whose scheduler is at "
         "ADDRESS, such as tcp://127.0.0.1:8786 (default: $DASK_SCHEDULER, else the pool's "
-        "threads). Start one with `dask scheduler --host 127.0.0.1` and "
-        "`dask worker tcp://127.0.0.1:8786`; the workers need this repository on their path",
+        "threads). Start one on loopback with `dask scheduler --host 127.0.0.1 "
+        "--dashboard-address 127.0.0.1:8787` and `dask worker tcp://127.0.0.1:8786 --host "
+        "127.0.0.1`; the workers need this repository on their path",
     )
     cli.add_argument("--threads", type=_positive, default=4, help="the pool's worker threads (4)")
     cli.add_argument(

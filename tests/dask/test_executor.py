@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import functools
+import gc
+import logging
 import os
+import pickle
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ import pytest
 from distributed import Client
 
 from background_core import Background, TaskNotImportable
-from background_core.dask import dask_executor
+from background_core.dask import Arguments, dask_executor
 from tests.dask import tasks
 
 WAIT = 30  # seconds: the first task on a fresh worker process imports the test's modules
@@ -190,3 +194,72 @@ def test_a_worker_killed_mid_task_makes_the_task_run_again(bg: Background, tmp_p
         f"{second} done killed",
     ]
     assert bg.stats().succeeded == 1
+
+
+def test_arguments_stay_out_of_the_logs(
+    bg: Background, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "hunter2-do-not-log-4d1f"
+    with caplog.at_level(logging.DEBUG):
+        error = bg.submit(tasks.fail_quietly, secret).exception(timeout=WAIT)
+        assert type(error) is tasks.TaskFailed
+        bg.drain(WAIT)
+    # The worker logs the failed task ("Compute Failed", with its arguments' repr).
+    logs = str(client.get_worker_logs())
+    assert "fail_quietly" in logs
+    assert secret not in logs
+    assert "the login failed" in caplog.text  # the pool logged the failure
+    assert secret not in caplog.text
+    # Older Dask versions log the task's arguments by repr: it hides them.
+    payload = Arguments(pickle.dumps(((secret,), {})))
+    assert secret not in repr(payload)
+    assert secret not in str(payload)
+    assert repr(payload) == f"<task arguments: {len(payload)} bytes>"
+    assert type(pickle.loads(pickle.dumps(payload))) is Arguments
+
+
+def test_a_cancel_during_submission_leaves_nothing_on_the_cluster(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executor = dask_executor(client)
+    submit = client.submit
+    sent: list[Any] = []
+
+    def submit_after_a_cancel(*args: Any, **kwargs: Any) -> Any:
+        # Another thread's cancel() lands between the executor's bookkeeping and the
+        # cluster's answer: reached here through the executor's table of pending tasks.
+        assert executor._pending[kwargs["key"]].cancel()
+        sent.append(submit(*args, **kwargs))
+        return sent[-1]
+
+    monkeypatch.setattr(client, "submit", submit_after_a_cancel)
+    with executor:
+        future = executor.submit(tasks.pid)
+        assert future.cancelled()
+        # The Dask future was cancelled too: the scheduler does not keep the task or its result.
+        wait_until(sent[0].cancelled, "the Dask future is cancelled")
+        wait_until(
+            lambda: not client.run_on_scheduler(_scheduler_knows, sent[0].key),
+            "the scheduler forgets the task",
+        )
+
+
+def test_one_topic_for_start_reports_and_executors_are_not_kept_alive(
+    client: Client, tmp_path: Path
+) -> None:
+    refs = []
+    for i in range(2):
+        release = tmp_path / f"release-{i}"
+        with dask_executor(client) as executor:
+            future = executor.submit(tasks.note_after, str(tmp_path / "out"), "x", str(release))
+            wait_until(future.running, "a worker reports the start")
+            release.touch()
+            future.result(timeout=WAIT)
+        refs.append(weakref.ref(executor))
+    del executor, future
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None]  # the user's open client holds neither
+    # One topic on the scheduler for all executors of all clients, not one each.
+    assert [topic for topic in client.get_events() if "background" in topic] == [
+        "background-started"
+    ]

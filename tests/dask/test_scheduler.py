@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from demo_app import fastapi_app, flask_app
 from demo_app.api import DemoApi
 from demo_app.mail import SmtpSettings
 from fastapi_background import lifespan
+from tests.core.scripts import run_script
+from tests.dask import tasks
 from tests.demo.smtp_server import SmtpServer, free_port, smtp_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,3 +165,141 @@ def test_no_scheduler_is_an_error_within_the_connect_timeout() -> None:
         with pytest.raises(ClusterError, match="dask scheduler"):
             bg.submit(welcome, "nobody")
         assert bg.stats().rejected == 1
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def test_an_owned_client_fails_a_task_that_outlives_the_drain(
+    scheduler: str, tmp_path: Path
+) -> None:
+    out, release = str(tmp_path / "out"), tmp_path / "release"
+    bg = Background(name="owned", executor=dask_executor(scheduler), own_executor=True)
+    try:
+        running = bg.submit(tasks.note_after, out, "long", str(release))
+        wait_until(running.running, "the task runs")
+        began = time.monotonic()
+        report = bg.shutdown(timeout=0.2)
+        assert [task.state for task in report.unfinished] == ["running"]
+        error = running.exception(timeout=5)  # resolved, not left pending
+        assert time.monotonic() - began < 10
+        assert isinstance(error, ClusterError)
+        assert "may or may not have run" in str(error) or "may still run" in str(error)
+    finally:
+        release.touch()  # the task still runs on the worker: let it end
+
+
+def test_concurrent_submissions_without_a_scheduler_fail_together() -> None:
+    executor = dask_executor(f"tcp://127.0.0.1:{free_port()}", connect_timeout=2)
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            executor.submit(welcome, "nobody")
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=submit) for _ in range(5)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=WAIT)
+    elapsed = time.monotonic() - began
+    assert [type(error) for error in errors] == [ClusterError] * 5
+    assert elapsed < 5, elapsed  # one connection attempt of 2 s, not five in a row
+    began = time.monotonic()
+    with pytest.raises(ClusterError, match="no Dask scheduler answered"):
+        executor.submit(welcome, "again")  # within the back-off: at once
+    assert time.monotonic() - began < 1
+    executor.shutdown()
+
+
+def test_start_reports_resume_after_the_scheduler_restarts(tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    executor = dask_executor(address, connect_timeout=WAIT)
+    try:
+        for run in ("first", "second"):
+            release = tmp_path / f"release-{run}"
+            with cluster_at(address, tmp_path / run):
+                wait_until(lambda: executor.client.status == "running", "the client connects")
+                future = executor.submit(tasks.note_after, out, run, str(release))
+                wait_until(future.running, f"the {run} scheduler reports the start")
+                assert not future.cancel()
+                release.touch()
+                assert future.result(timeout=WAIT) != os.getpid()
+            # The client loses its scheduler, then reconnects to a new one on the same port.
+    finally:
+        executor.shutdown()
+    assert [line.split(maxsplit=1)[1] for line in tasks.lines(out)] == [
+        "start first",
+        "done first",
+        "start second",
+        "done second",
+    ]
+
+
+@contextmanager
+def cluster_at(address: str, logs: Path) -> Iterator[None]:
+    """A `dask scheduler` at `address` and one worker, for the length of the block."""
+    logs.mkdir()
+    port = address.rpartition(":")[2]
+    with (
+        started(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
+            logs / "scheduler.log",
+        ),
+        started(
+            [DASK, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"],
+            logs / "worker.log",
+        ),
+    ):
+        with Client(address, timeout=WAIT, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=WAIT)
+        yield
+
+
+def test_a_forked_child_connects_afresh(scheduler: str, tmp_path: Path) -> None:
+    proc = run_script(
+        tmp_path,
+        f"""
+        import os, threading
+        from background_core.dask import dask_executor
+        from tests.dask import tasks
+
+        executor = dask_executor({scheduler!r})
+        assert executor.submit(tasks.pid).result(timeout=30) != os.getpid()
+        # Another thread holds the executor's lock at the fork: the child makes its own.
+        held, fork_done = threading.Event(), threading.Event()
+
+        def hold():
+            with executor._lock:
+                held.set()
+                fork_done.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        held.wait(10)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if executor.submit(tasks.pid).result(timeout=30) != os.getpid() else 2
+                executor.shutdown()
+            finally:
+                os._exit(code)
+        fork_done.set()
+        holder.join()
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        executor.shutdown()
+        """,
+        timeout=WAIT * 2,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == "0", proc.stdout + proc.stderr
