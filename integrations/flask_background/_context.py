@@ -11,6 +11,7 @@ gone.
 from __future__ import annotations
 
 import io
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -32,6 +33,8 @@ FLASK_CONTEXTVARS: tuple[ContextVar[Any], ...] = tuple(
     if isinstance(var, ContextVar)
 )
 
+_GONE = "the Flask app of this background pool no longer exists"
+
 # The environ entries a copied request keeps: the CGI variables and the URL scheme.
 _WSGI_KEPT = ("wsgi.url_scheme",)
 
@@ -39,16 +42,17 @@ _WSGI_KEPT = ("wsgi.url_scheme",)
 def task_context(app: Flask, *, copy_request: bool) -> Callable[[], AbstractContextManager[object]]:
     """The pool's capturer: `app`'s context, with a copy of its request if asked."""
     own = weakref.ref(app)
+    contexts = _AppContexts(own)  # one for every task: a submission allocates nothing here
 
     def capture() -> AbstractContextManager[object]:
         served = own()
         if served is None:
-            raise RuntimeError("the Flask app of this background pool no longer exists")
+            raise RuntimeError(_GONE)
         if (
             copy_request and has_request_context() and current_app._get_current_object() is served  # type: ignore[attr-defined]
         ):
             return _request_context(served, _copy_environ(request.environ))
-        return _AppContext(served)
+        return contexts
 
     return capture
 
@@ -56,20 +60,30 @@ def task_context(app: Flask, *, copy_request: bool) -> Callable[[], AbstractCont
 # Context managers that build Flask's contexts when the worker enters them, not before.
 
 
-class _AppContext:
-    """Enters a fresh app context of `app`; a small class, as one is made per submission."""
+class _AppContexts:
+    """Enters a fresh app context of the app around each task, in whichever thread.
 
-    __slots__ = ("app", "context")
+    One serves every task of a pool (reentrant, thread-safe): it holds the app weakly, so
+    the pool's threads never keep the app alive, and submissions allocate nothing for it.
+    """
 
-    def __init__(self, app: Flask) -> None:
-        self.app = app
+    __slots__ = ("_app", "_entered")
+
+    def __init__(self, app: weakref.ref[Flask]) -> None:
+        self._app = app
+        self._entered = threading.local()
 
     def __enter__(self) -> None:
-        self.context = self.app.app_context()
-        self.context.push()
+        app = self._app()
+        if app is None:
+            raise RuntimeError(_GONE)
+        context = app.app_context()
+        context.push()
+        self._entered.__dict__.setdefault("stack", []).append(context)
 
     def __exit__(self, *exc_info: object) -> None:
-        self.context.pop(exc_info[1] if isinstance(exc_info[1], BaseException) else None)
+        context = self._entered.stack.pop()
+        context.pop(exc_info[1] if isinstance(exc_info[1], BaseException) else None)
 
 
 @contextmanager
