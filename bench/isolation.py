@@ -5,8 +5,10 @@ Under uvicorn, ``/ping`` (``def``, tiny work) gets a light closed-loop load whil
 generator puts full load on ``/fire-def`` (``def``), which fires one 50 ms ``time.sleep``
 task per request: with nothing (the baseline: the same traffic, no task), with ours, or
 with ``BackgroundTasks``. ``/ping`` with no other traffic at all is shown for orientation.
-Each measurement gets a fresh server; rounds are interleaved in a seeded shuffled order and
-the ratio to the baseline is taken round by round.
+Each measurement gets a fresh server. In each round, in a seeded shuffled order, every
+contender is measured right beside a baseline of its own (before it in one round, after it
+in the next), and its ratio is taken against that adjacent baseline: the machine's speed
+drifts over seconds, which pairs further apart would measure instead.
 
 Run alone: ``python -m bench.isolation [--quick]``.
 """
@@ -27,7 +29,7 @@ CONTENDERS = {
     "ours": "/fire-def loaded, fires ours (BackgroundDep)",
     "tasks-sync": "/fire-def loaded, fires BackgroundTasks",
 }
-PING_CONNECTIONS = 2
+PING_CONNECTIONS = 4
 FIRE_CONNECTIONS = 16
 LEAD = 0.5  # seconds of load on /fire-def before /ping is measured
 TASK_MS = 50
@@ -57,17 +59,32 @@ def run(quick: bool) -> Section:
     rounds, seconds = (1, 1.0) if quick else (ROUNDS, 2.0)
     ping: dict[str, list[http_load.LoadResult]] = {key: [] for key in CONTENDERS}
     fire: dict[str, list[http_load.LoadResult]] = {key: [] for key in CONTENDERS}
-    for order in server.rounds_order(list(CONTENDERS), rounds, seed=4):
-        specs = [("uvicorn", env(key)) for key in order]
+    beside: dict[str, list[http_load.LoadResult]] = {key: [] for key in CONTENDERS}
+    loaded = [key for key in CONTENDERS if key not in ("idle", "nothing")]
+    for number, order in enumerate(server.rounds_order(loaded, rounds, seed=4)):
+        # Each contender with its own baseline beside it, before or after by turns.
+        keys = ["idle"]
+        for key in order:
+            keys += [key, "nothing"] if number % 2 else ["nothing", key]
+        specs = [("uvicorn", env(key)) for key in keys]
         with closing(server.launch_each(specs, at_once=quick)) as servers:
-            for key, running in zip(order, servers, strict=True):
+            for index, (key, running) in enumerate(zip(keys, servers, strict=True)):
                 on_ping, on_fire = measure(running, key != "idle", seconds)
                 ping[key].append(on_ping)
                 if on_fire:
                     fire[key].append(on_fire)
+                if key == "nothing":  # the baseline of the contender it stands beside
+                    partner = keys[index - 1] if number % 2 else keys[index + 1]
+                    beside[partner].append(on_ping)
 
-    base = [r.p99_ms for r in ping["nothing"]]
-    ratios = {key: median(pair_ratios([r.p99_ms for r in got], base)) for key, got in ping.items()}
+    ratios = {
+        key: median(pair_ratios([r.p99_ms for r in ping[key]], [r.p99_ms for r in beside[key]]))
+        for key in loaded
+    }
+    ratios["nothing"] = 1.0
+    ratios["idle"] = median(r.p99_ms for r in ping["idle"]) / median(
+        r.p99_ms for r in ping["nothing"]
+    )
     rows: list[list[str | int | float | None]] = [
         [
             label,
@@ -88,9 +105,9 @@ def run(quick: bool) -> Section:
         "adds FastAPI's resolution of a dependency, on the event loop, to each /fire-def.",
         f"/ping: {seconds:g} s of closed-loop load over {PING_CONNECTIONS} connections, "
         f"{LEAD:g} s into a full load of {FIRE_CONNECTIONS} connections on /fire-def; "
-        f"{tool} on 127.0.0.1; medians of {rounds} interleaved rounds, one fresh server per "
-        "measurement; 'p99 vs no background' is taken round by round against the row that "
-        "fires nothing.",
+        f"{tool} on 127.0.0.1; medians of {rounds} rounds, one fresh server per "
+        "measurement; 'p99 vs no background' is taken against a server that fires nothing, "
+        "measured right beside each one (the 'fires nothing' row pools those baselines).",
     ]
     if errors:
         notes.append(f"{errors} requests failed or answered >= 400 over all runs.")
