@@ -2,7 +2,8 @@
 
 Prints each table, writes ``bench/results/latest.json`` and ``latest.md``, and draws
 ``docs/bench.png``. ``--quick`` is a short smoke run; ``--only KEY`` runs some sections;
-``--update-readme`` also copies the Markdown into README.md between its bench markers.
+``--update-readme`` also copies the Markdown into README.md between its bench markers;
+``--render`` only redraws the Markdown, the chart (and the README) from ``latest.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from bench.machine import describe
 from bench.report import markdown_table, text_table
-from bench.section import Section
+from bench.section import Section, section_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -41,7 +42,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--only", action="append", choices=list(MODULES), help="repeatable")
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--render", action="store_true", help="from latest.json, measure nothing")
     args = parser.parse_args()
+    if args.render:
+        data = json.loads((RESULTS / "latest.json").read_text())
+        rendered = [section_from_dict(s) for s in data["sections"]]
+        write(rendered, data["machine"], json_too=False)
+        if args.update_readme:
+            update_readme(markdown(rendered, data["machine"]))
+        return
     started = time.monotonic()
     machine = describe()
     print(f"{machine['summary']}\n")
@@ -75,12 +84,14 @@ def markdown(sections: list[Section], machine: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write(sections: list[Section], machine: dict[str, Any]) -> None:
+def write(sections: list[Section], machine: dict[str, Any], *, json_too: bool = True) -> None:
     from bench.chart import draw
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"machine": machine, "sections": [s.as_dict() for s in sections]}
-    (RESULTS / "latest.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    if json_too:
+        data = {"machine": machine, "sections": [s.as_dict() for s in sections]}
+        text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+        (RESULTS / "latest.json").write_text(text)
     (RESULTS / "latest.md").write_text(markdown(sections, machine))
     draw(sections, machine, CHART)
 

@@ -24,9 +24,7 @@ PANELS = [
     Panel("memory", "bytes per queued task", "Memory: bytes per queued task"),
     Panel("handler", "req/s vs nothing", "Handler cost: req/s vs firing nothing", better="higher"),
     Panel("isolation", "p99 ms", "Isolation: sync endpoint p99 (ms)"),
-    Panel(
-        "shutdown", "ran (worst)", "Shutdown: tasks of 200 that ran, worst round", better="higher"
-    ),
+    Panel("shutdown", "ran (worst)", "Shutdown: tasks of 200 run, worst round", better="higher"),
     Panel("dask", "tasks/s", "Dask: no-op tasks per second", log=True, better="higher"),
 ]
 OURS = "#1f77b4"
@@ -58,7 +56,7 @@ def draw(sections: list[Section], machine: dict[str, Any], path: Path) -> None:
         f"Python {machine['python']}, {machine['date']}",
         fontsize=12,
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.98))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -80,6 +78,8 @@ def _bars(ax: Any, section: Section, panel: Panel) -> None:
     ax.invert_yaxis()
     if panel.log and all(v > 0 for v in values):
         ax.set_xscale("log")
+    elif max(values) >= 10_000:
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")
     for y, v in zip(positions, values, strict=True):
         ax.text(v, y, f" {v:,.2f}" if v < 10 else f" {v:,.0f}", va="center", fontsize=7)
     ax.set_title(f"{panel.title} ({panel.better} is better)", fontsize=10)

@@ -19,6 +19,11 @@ def cell(value: Cell) -> str:
     return value
 
 
+def figure(value: float) -> str:
+    """A target's figure: a ratio to two decimals, a count as a whole number."""
+    return f"{value:.0f}" if value == int(value) and value >= 10 else f"{value:.2f}"
+
+
 def text_table(section: Section) -> str:
     """A fixed-width table, its targets and notes, for the terminal."""
     cells = [section.columns] + [[cell(v) for v in row] for row in section.rows]
@@ -33,7 +38,7 @@ def text_table(section: Section) -> str:
     out = [section.title, line(cells[0]), "  ".join("-" * w for w in widths)]
     out += [line(row) for row in cells[1:]]
     out += [
-        f"  {'met ' if t.met else 'MISSED'} {t.name}: {t.value:.2f} (target {t.op} {t.limit})"
+        f"  {'met ' if t.met else 'MISSED'} {t.name}: {figure(t.value)} (target {t.op} {t.limit})"
         for t in section.targets
     ]
     return "\n".join(out)
@@ -42,15 +47,16 @@ def text_table(section: Section) -> str:
 def markdown_table(section: Section) -> str:
     """The section as a Markdown table, then its targets and notes."""
     columns = section.columns
+    text = [all(isinstance(row[i], str) for row in section.rows) for i in range(len(columns))]
     out = [
         "| " + " | ".join(columns) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|",
+        "|" + "|".join("---" if left else "---:" for left in text) + "|",
     ]
     out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in section.rows]
     if section.targets:
         out.append("")
         out += [
-            f"- {'✅' if t.met else '❌'} {t.name}: **{t.value:.2f}** (target {t.op} {t.limit})"
+            f"- {'✅' if t.met else '❌'} {t.name}: **{figure(t.value)}** (target {t.op} {t.limit})"
             for t in section.targets
         ]
     if section.notes:

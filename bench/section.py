@@ -55,6 +55,20 @@ class Section:
         }
 
 
+def section_from_dict(data: dict[str, Any]) -> Section:
+    """A `Section` back from `Section.as_dict()` (as ``latest.json`` keeps it)."""
+    targets = [Target(t["name"], t["value"], t["limit"], t["op"]) for t in data["targets"]]
+    return Section(
+        data["key"],
+        data["title"],
+        data["columns"],
+        data["rows"],
+        targets,
+        data["notes"],
+        data["raw"],
+    )
+
+
 def median(values: Iterable[float]) -> float:
     return float(statistics.median(list(values)))
 
