@@ -54,24 +54,29 @@ def started(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`dask scheduler` and one `dask worker` (two threads) on 127.0.0.1; the address."""
-    logs = tmp_path_factory.mktemp("dask")
-    address = f"tcp://127.0.0.1:{free_port()}"
+@contextmanager
+def cluster_at(address: str, logs: Path, *, threads: int = 1) -> Iterator[None]:
+    """A `dask scheduler` at `address` and one worker, for the length of the block."""
+    logs.mkdir()
     port = address.rpartition(":")[2]
+    worker = [DASK, "worker", address, "--host", "127.0.0.1", "--nthreads", str(threads)]
     with (
         started(
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
             logs / "scheduler.log",
         ),
-        started(
-            [DASK, "worker", address, "--host", "127.0.0.1", "--nthreads", "2", "--no-dashboard"],
-            logs / "worker.log",
-        ),
+        started([*worker, "--no-dashboard"], logs / "worker.log"),
     ):
         with Client(address, timeout=WAIT, set_as_default=False) as client:
             client.wait_for_workers(1, timeout=WAIT)
+        yield
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`dask scheduler` and one `dask worker` (two threads) on 127.0.0.1; the address."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    with cluster_at(address, tmp_path_factory.mktemp("dask") / "logs", threads=2):
         yield address
 
 
@@ -242,26 +247,6 @@ def test_start_reports_resume_after_the_scheduler_restarts(tmp_path: Path) -> No
         "start second",
         "done second",
     ]
-
-
-@contextmanager
-def cluster_at(address: str, logs: Path) -> Iterator[None]:
-    """A `dask scheduler` at `address` and one worker, for the length of the block."""
-    logs.mkdir()
-    port = address.rpartition(":")[2]
-    with (
-        started(
-            [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
-            logs / "scheduler.log",
-        ),
-        started(
-            [DASK, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"],
-            logs / "worker.log",
-        ),
-    ):
-        with Client(address, timeout=WAIT, set_as_default=False) as client:
-            client.wait_for_workers(1, timeout=WAIT)
-        yield
 
 
 def test_a_forked_child_connects_afresh(scheduler: str, tmp_path: Path) -> None:
