@@ -21,8 +21,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, ParamSpec, TypeVar, overload
 
-from background_core import Background, TaskMaker
-from background_core._pool import FutureCallback, check_workers, usable_cpus
+from background_core import Background, FutureCallback, TaskMaker, check_workers, usable_cpus
 
 __all__ = ("callback", "default_pool", "n", "run", "task")
 

@@ -1,23 +1,32 @@
 """The engine of `background`: thread pools whose tasks return `concurrent.futures.Future`.
 
-Framework-agnostic: this package imports no web framework. See `Background`.
+`Background` is a `concurrent.futures.ThreadPoolExecutor` with a drain deadline, reports
+by name, bounded queues, context capture and ``async def`` tasks. Framework-agnostic: this
+package imports no web framework.
 """
 
 from __future__ import annotations
 
+from ._context import Capturer as Capturer
 from ._context import add_context_capturer as add_context_capturer
 from ._context import remove_context_capturer as remove_context_capturer
 from ._errors import BackgroundError as BackgroundError
+from ._errors import BrokenPool as BrokenPool
 from ._errors import ClusterError as ClusterError
 from ._errors import PoolClosed as PoolClosed
 from ._errors import QueueFull as QueueFull
 from ._errors import TaskNotImportable as TaskNotImportable
 from ._exit import install_sigterm_handler as install_sigterm_handler
-from ._exit import open_pools as open_pools
+from ._options import ErrorHook as ErrorHook
+from ._options import FutureCallback as FutureCallback
+from ._options import OnFull as OnFull
+from ._options import PoolOptions as PoolOptions
+from ._options import check_option as check_option
+from ._options import check_options as check_options
+from ._options import check_workers as check_workers
+from ._options import usable_cpus as usable_cpus
 from ._pool import Background as Background
-from ._pool import PoolOptions as PoolOptions
-from ._pool import check_option as check_option
-from ._pool import usable_cpus as usable_cpus
+from ._pool import open_pools as open_pools
 from ._remote import run_by_path as run_by_path
 from ._report import DrainReport as DrainReport
 from ._report import Stats as Stats
@@ -26,27 +35,42 @@ from ._task import AsyncTask as AsyncTask
 from ._task import Task as Task
 from ._task import TaskDecorator as TaskDecorator
 from ._task import TaskMaker as TaskMaker
+from ._task import TaskPool as TaskPool
 
-__all__ = (
+__all__ = (  # noqa: RUF022  (grouped by who needs them, sorted within a group)
+    # Pools and tasks.
     "AsyncTask",
     "Background",
-    "BackgroundError",
-    "ClusterError",
-    "DrainReport",
-    "PoolClosed",
-    "PoolOptions",
-    "QueueFull",
-    "Stats",
     "Task",
     "TaskDecorator",
+    # Reports.
+    "DrainReport",
+    "Stats",
     "TaskInfo",
-    "TaskMaker",
+    # Errors.
+    "BackgroundError",
+    "BrokenPool",
+    "ClusterError",
+    "PoolClosed",
+    "QueueFull",
     "TaskNotImportable",
+    # Process-wide.
     "add_context_capturer",
-    "check_option",
     "install_sigterm_handler",
     "open_pools",
     "remove_context_capturer",
     "run_by_path",
+    # Types in public signatures.
+    "Capturer",
+    "ErrorHook",
+    "FutureCallback",
+    "OnFull",
+    "PoolOptions",
+    # Hooks for adapters (Flask, FastAPI, ...): see the README's "Writing an adapter".
+    "TaskMaker",
+    "TaskPool",
+    "check_option",
+    "check_options",
+    "check_workers",
     "usable_cpus",
 )

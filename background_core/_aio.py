@@ -2,8 +2,7 @@
 
 The pool hands over futures whose work is an ``async def`` function. They wait here, in
 submission order, until fewer than `limit()` run; then each runs as an asyncio task inside
-the context captured at submission. `begin` and `end` are the pool's bookkeeping, the same
-calls its thread workers make.
+the context captured at submission, through the pool's `Runner` like any other task.
 """
 
 from __future__ import annotations
@@ -15,23 +14,21 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ._context import each
-from ._future import TaskFuture
+from ._future import TaskFuture, Work
+from ._run import Runner
 
 
 class LoopThread:
-    """An event loop running forever on a daemon thread named `thread_name`."""
+    """An event loop running forever on a daemon thread named `thread_name`.
 
-    def __init__(
-        self,
-        thread_name: str,
-        limit: Callable[[], int],
-        begin: Callable[[TaskFuture[Any]], bool],
-        end: Callable[[TaskFuture[Any], object, BaseException | None], None],
-    ) -> None:
+    The pool's initializer runs on that thread first; if it raises, the pool is broken and
+    every coroutine task that reaches the loop fails instead of running.
+    """
+
+    def __init__(self, thread_name: str, limit: Callable[[], int], runner: Runner) -> None:
         self._limit = limit
-        self._begin = begin
-        self._end = end
+        self._runner = runner
+        self._tally = runner.ledger.new_tally()
         self._waiting: deque[TaskFuture[Any]] = deque()
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -48,11 +45,13 @@ class LoopThread:
     def _serve(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(ready.set)
+        self.loop.call_soon(self._runner.initialize)
         try:
             self.loop.run_forever()
         finally:
             # Only reached after stop(): every task has finished, so closing loses nothing.
             self.loop.close()
+            self._runner.ledger.retire(self._tally)
 
     def submit(self, future: TaskFuture[Any]) -> None:
         """Queue `future`'s coroutine function to run on the loop. Thread-safe."""
@@ -78,36 +77,27 @@ class LoopThread:
         self._pump()
 
     def _pump(self) -> None:
+        runner, tally = self._runner, self._tally
         while self._waiting and self._running < self._limit():
             future = self._waiting.popleft()
-            if not self._begin(future):
+            broken = runner.broken_error()
+            if broken is not None:
+                runner.fail(future, broken, tally)
+                continue
+            if not runner.begin(future, tally):
                 continue  # cancelled before it started
             self._running += 1
-            context = future._task_context
-            assert context is not None
-            task = context.run(self.loop.create_task, self._run(future))
+            work = future.take_work()
+            context = work[3]
+            task = context.run(self.loop.create_task, self._run(future, work))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, future: TaskFuture[Any]) -> None:
-        fn, args, kwargs = future._task_fn, future._task_args, future._task_kwargs
-        managers = future._task_managers
-        assert fn is not None
-        future.release_work()
-        result: object = None
-        error: BaseException | None = None
-        try:
-            with contextlib.ExitStack() as stack:
-                for manager in each(managers):
-                    stack.enter_context(manager)
-                result = await fn(*args, **kwargs)
-        except BaseException as exc:  # the future carries every failure
-            error = exc
-        finally:
-            self._running -= 1
-        try:
-            self._end(future, result, error)
-        finally:
-            self._pump()
         if self._stopping:
             self._stop_when_idle()
+
+    async def _run(self, future: TaskFuture[Any], work: Work) -> None:
+        try:
+            await self._runner.run_async(future, work, self._tally)
+        finally:
+            self._running -= 1
+            self._pump()

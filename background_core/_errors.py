@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures.thread import BrokenThreadPool
+
 
 class BackgroundError(Exception):
     """Base class of every error raised by this package."""
@@ -19,6 +21,15 @@ class QueueFull(BackgroundError, RuntimeError):
     """Raised by a submission when ``max_queue`` tasks already wait and ``on_full="raise"``.
 
     Retry later, raise ``max_queue``, or choose ``on_full="block"`` or ``"caller_runs"``.
+    """
+
+
+class BrokenPool(BackgroundError, BrokenThreadPool):
+    """A worker's ``initializer`` raised, so the pool can run nothing more.
+
+    Set on the futures of the tasks that had not started, and raised by later submissions,
+    as the stdlib's thread pool does (this is a `concurrent.futures.thread.BrokenThreadPool`).
+    Fix the initializer and create a new pool.
     """
 
 

@@ -1,7 +1,8 @@
-"""Process exit: drain every open pool at interpreter exit, after fork, and on SIGTERM.
+"""Process exit: drain every running pool at interpreter exit and on SIGTERM.
 
-At exit an `atexit` hook drains each open pool for at most its ``drain_timeout`` while its
-daemon workers still live, then shuts it down; tasks still unfinished are logged, and the
+At exit an `atexit` hook drains each pool whose shutdown has not finished (open ones, and
+those shut down with ``wait=False``) for at most its ``drain_timeout`` while its daemon
+workers still live, then shuts it down; tasks still unfinished are logged, and the
 process exits even if one hangs forever. A plain SIGTERM runs no exit hook at all, so
 `install_sigterm_handler()` (opt-in) drains first and then ends the process as SIGTERM would.
 All pools' deadlines count from the first exit request: a drain at SIGTERM followed by
@@ -16,53 +17,33 @@ import os
 import signal
 import threading
 import time
-import weakref
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._pool import Background
+from ._pool import Background, running_pools
 
 logger = logging.getLogger("background")
 
-_pools: weakref.WeakSet[Background] = weakref.WeakSet()  # open ones
-_all_pools: weakref.WeakSet[Background] = weakref.WeakSet()  # for the reset after fork
 _exit_began: float | None = None
 _previous_handler: Any = None
 
 
-def track(pool: Background) -> None:
-    """Drain `pool` at exit (it is held weakly: a pool nobody uses can be collected)."""
-    _pools.add(pool)
-    _all_pools.add(pool)
-
-
-def forget(pool: Background) -> None:
-    """Stop tracking a pool that was shut down."""
-    _pools.discard(pool)
-
-
-def open_pools() -> list[Background]:
-    """The pools that were not shut down, in no particular order."""
-    return [pool for pool in list(_pools) if not pool.closed]
-
-
 def _deadlines() -> list[tuple[Background, float]]:
-    """Each open pool with its deadline, counted from the first exit request."""
+    """Each running pool with its deadline, counted from the first exit request."""
     global _exit_began
     if _exit_began is None:
         _exit_began = time.monotonic()
-    return [(pool, _exit_began + pool.drain_timeout) for pool in open_pools()]
+    return [(pool, _exit_began + pool.drain_timeout) for pool in running_pools()]
 
 
 def drain_open_pools() -> None:
-    """Drain each open pool until its deadline; close nothing (the process goes on)."""
+    """Drain each running pool until its deadline; close nothing (the process goes on)."""
     for pool, deadline in _deadlines():
         pool.drain(max(0.0, deadline - time.monotonic()))
 
 
 def shutdown_open_pools() -> None:
-    """Drain each open pool until its deadline, then shut it down, logging what is left.
+    """Drain each running pool until its deadline, then shut it down, logging what is left.
 
     Pools stay open while others drain: tasks may still submit follow-ups.
     """
@@ -71,7 +52,7 @@ def shutdown_open_pools() -> None:
         pool.drain(max(0.0, deadline - time.monotonic()))
     for pool, deadline in deadlines:
         try:
-            pool.shutdown(max(0.0, deadline - time.monotonic()))
+            pool.shutdown(timeout=max(0.0, deadline - time.monotonic()))
         except BaseException:  # one pool's trouble must not keep the others from stopping
             logger.exception("shutting down pool %r at exit failed", pool.name)
 
@@ -82,15 +63,13 @@ atexit.register(shutdown_open_pools)
 def _reset_in_child() -> None:
     global _exit_began
     _exit_began = None
-    for pool in list(_all_pools):
-        pool._reset()
 
 
 os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def install_sigterm_handler() -> None:
-    """On SIGTERM, drain every open pool within its deadline, then go on as SIGTERM would.
+    """On SIGTERM, drain every running pool within its deadline, then go on as SIGTERM would.
 
     If a Python handler was installed before, it is called next (a server's graceful
     shutdown, say); otherwise the process ends by SIGTERM, like it would have without
@@ -115,7 +94,7 @@ def install_sigterm_handler() -> None:
 
 def _interrupted_a_pool() -> bool:
     """True if the main thread, which this handler interrupted, holds a pool's lock."""
-    return any(getattr(pool._lock, "_is_owned", lambda: False)() for pool in open_pools())
+    return any(pool.in_critical_section() for pool in running_pools())
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

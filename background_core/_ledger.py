@@ -5,6 +5,10 @@ loop) count into a `Tally` of their own and take no lock on the way, so workers 
 queue behind each other or behind submitters; `stats()` sums the tallies under the lock.
 Each counter has one writer, so nothing is lost; a snapshot taken while tasks finish may
 show one of them a moment early as no longer queued.
+
+While tasks are in flight the ledger holds its pool (`holder`): the threads that run them
+hold the ledger, so a pool that its owner dropped stays alive until its work is done, and
+is drained at exit like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._future import TaskFuture
-from ._report import Stats, TaskInfo
+from ._report import DrainReport, Stats, TaskInfo
 
 # A drain or blocked submitter re-checks this often even if a wake-up went astray.
 _RECHECK = 0.25
@@ -52,20 +56,34 @@ class Ledger:
         self._retired = Tally()
         self.blocked = 0  # submitters waiting for room
         self._drainers = 0
+        self.holder: object = None  # the pool, while tasks are in flight
+
+    def held_here(self) -> bool:
+        """True if the current thread holds the lock (a signal handler may have interrupted
+        it there). Falls back to False where RLock has no `_is_owned`."""
+        is_owned = getattr(self.lock, "_is_owned", None)
+        return bool(is_owned()) if is_owned is not None else False
 
     # -- writers -----------------------------------------------------------------------
 
-    def admit(self, future: TaskFuture[Any]) -> None:
-        """Give `future` the next id and track it. Call with the lock held."""
+    def admit(self, future: TaskFuture[Any], holder: object) -> None:
+        """Give `future` the next id and track it; hold `holder` while tasks are in flight.
+
+        Call with the lock held.
+        """
+        if not self.live:
+            self.holder = holder
         self.submitted += 1
-        future._task_id = self.submitted
+        future.task_id = self.submitted
         self.live[self.submitted] = future
 
     def withdraw(self, future: TaskFuture[Any]) -> None:
         """Undo `admit` for a submission that raised instead. Call with the lock held."""
-        del self.live[future._task_id]
+        del self.live[future.task_id]
         self.submitted -= 1
         self.rejected += 1
+        if not self.live:
+            self.holder = None
 
     def new_tally(self) -> Tally:
         """A tally for a thread that runs tasks; `retire()` it when the thread ends."""
@@ -81,7 +99,7 @@ class Ledger:
 
     def started(self, future: TaskFuture[Any], tally: Tally) -> None:
         """Count `future` as running in `tally` (the shared one: with the lock held)."""
-        future._task_started = time.monotonic()
+        future.started = time.monotonic()
         tally.running += 1
         if self.blocked:
             self._wake()
@@ -102,16 +120,28 @@ class Ledger:
 
     def cancelled(self, future: TaskFuture[Any], tally: Tally) -> None:
         """Count a `future` cancelled before it started, unless somebody counted it already."""
-        if self.live.pop(future._task_id, None) is not None:
+        if self.live.pop(future.task_id, None) is not None:
             tally.cancelled += 1
-            if self.blocked or (self._drainers and not self.live):
+            if self.blocked:
                 self._wake()
+            if not self.live:
+                self._emptied()
 
     def _untrack(self, future: TaskFuture[Any]) -> None:
-        del self.live[future._task_id]
+        del self.live[future.task_id]
         # Read after the removal; a drainer counts itself before reading `live`.
-        if self._drainers and not self.live:
-            self._wake()
+        if not self.live:
+            self._emptied()
+
+    def _emptied(self) -> None:
+        """No task is in flight (as seen without the lock): let go of the pool, wake drains."""
+        holder = None
+        with self.lock:
+            if not self.live:  # a submission may have come in meanwhile
+                holder, self.holder = self.holder, None
+                if self._drainers:
+                    self._changed.notify_all()
+        del holder  # outside the lock: this may be the last reference to a dropped pool
 
     def _wake(self) -> None:
         with self.lock:
@@ -120,6 +150,14 @@ class Ledger:
     def wake_blocked(self) -> None:
         """Wake submitters blocked on a full queue (to see that the pool closed)."""
         self._wake()
+
+    def cancel_queued(self) -> None:
+        """Cancel every task that has not started. Call with the lock held."""
+        for future in list(self.live.values()):
+            # cancel() refuses a task that started, here or in a user's executor.
+            if not future.started and future.cancel_and_notify():
+                self.cancelled(future, self.shared)
+                future.drop_work()
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -131,6 +169,24 @@ class Ledger:
                 self._changed.wait(_RECHECK)
         finally:
             self.blocked -= 1
+
+    def drain(self, pool_name: str, seconds: float) -> DrainReport:
+        """Wait up to `seconds` until no task is in flight; report what happened meanwhile."""
+        began = time.monotonic()
+        with self.lock:
+            before = self.totals()
+        self.wait_empty(began + no_limit(seconds))
+        with self.lock:
+            after = self.totals()
+            unfinished = tuple(self.unfinished())
+        return DrainReport(
+            pool=pool_name,
+            completed=after.succeeded - before.succeeded,
+            failed=after.failed - before.failed,
+            cancelled=after.cancelled - before.cancelled,
+            unfinished=unfinished,
+            elapsed=time.monotonic() - began,
+        )
 
     def wait_empty(self, deadline: float) -> None:
         """Block until no task is in flight or `deadline` (monotonic) passed."""
@@ -170,7 +226,7 @@ class Ledger:
             elsewhere = 0
             if ask_executor:  # the executor does not tell us when its tasks start
                 elsewhere = sum(
-                    1 for f in self.live.values() if (s := f.sent()) is not None and s.running()
+                    1 for f in self.live.values() if (s := f.sent_to) is not None and s.running()
                 )
             return Stats(
                 name=name,
@@ -194,14 +250,14 @@ class Ledger:
 
 def info(future: TaskFuture[Any], now: float) -> TaskInfo:
     """What a report says of `future` at monotonic time `now`."""
-    started = future._task_started
-    sent = future.sent()
+    started = future.started
+    sent = future.sent_to
     running = bool(started) or (sent is not None and sent.running())
     return TaskInfo(
-        name=future._task_name,
-        id=future._task_id,
+        name=future.task_name,
+        id=future.task_id,
         state="running" if running else "queued",
-        age=now - future._task_submitted,
+        age=now - future.submitted,
         started_at=time.time() - (now - started) if started else None,
     )
 

@@ -41,7 +41,7 @@ def remote_call(
         kwargs = {**fn.keywords, **kwargs}
         fn = fn.func
     if isinstance(fn, Task):
-        fn = fn._fn  # our own decorator: its calls submit, the worker must run the function
+        fn = fn.function  # our own decorator: its calls submit, the worker must run the function
     if isinstance(fn, types.MethodType):
         args = (fn.__self__, *args)
         fn = fn.__func__
@@ -89,7 +89,7 @@ def resolve(path: str) -> Callable[..., Any]:
         if isinstance(found, (classmethod, staticmethod)):
             found = found.__func__
         if isinstance(found, Task):
-            found = found._fn
+            found = found.function
     if not callable(found):
         raise TypeError(f"{path!r} names {type(found).__name__}, not a function")
     return found  # type: ignore[no-any-return]

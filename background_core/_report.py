@@ -1,7 +1,13 @@
-"""Snapshots of a pool: counters (`Stats`), one task (`TaskInfo`) and a drain's outcome."""
+"""What a pool reports: counters (`Stats`), one task (`TaskInfo`), a drain's outcome
+(`DrainReport`), and the log lines for failures and for tasks a shutdown left behind.
+
+Reports and logs name tasks and give their ids; they never hold or print arguments.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,3 +79,43 @@ class DrainReport:
     def finished(self) -> bool:
         """True when no task was left unfinished."""
         return not self.unfinished
+
+
+logger = logging.getLogger("background")
+
+
+def task_name(fn: Callable[..., object]) -> str:
+    """The name reports give a callable: its qualified name, else its type's name."""
+    inner = getattr(fn, "func", fn)  # functools.partial
+    return getattr(inner, "__qualname__", None) or type(inner).__name__
+
+
+def log_failure(error: BaseException, task: TaskInfo, pool: str) -> None:
+    """The default `on_error`: one ERROR with the traceback, the task's name and id."""
+    logger.error(
+        "task %r (id %d) in pool %r failed",
+        task.name,
+        task.id,
+        pool,
+        exc_info=(type(error), error, error.__traceback__),
+    )
+
+
+def log_unfinished(report: DrainReport) -> None:
+    """One WARNING for each task a shutdown left behind, by name and id."""
+    for task in report.unfinished:
+        if task.state == "queued":
+            logger.warning(
+                "pool %r shut down before task %r (id %d) started; it was cancelled",
+                report.pool,
+                task.name,
+                task.id,
+            )
+        else:
+            logger.warning(
+                "pool %r shut down with task %r (id %d) unfinished: running, submitted %.1fs ago",
+                report.pool,
+                task.name,
+                task.id,
+                task.age,
+            )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import anyio.to_thread
 from starlette.applications import Starlette
 
-from background_core import Background, PoolOptions
+from background_core import Background, PoolOptions, check_options
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -96,8 +96,7 @@ def lifespan(
             raise TypeError("lifespan() takes executor= or dask_scheduler=, not both")
         _check_dask_scheduler(dask_scheduler)
     settings: PoolOptions = {"name": "app", "drain_timeout": DRAIN_TIMEOUT, **options}
-    if pool is None:
-        Background(**settings).shutdown()  # check the options now, not at startup
+    check_options(settings)  # now, not at startup
 
     @asynccontextmanager
     async def run(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -130,13 +129,9 @@ def lifespan(
 
 
 def _check_dask_scheduler(address: str) -> None:
-    try:
-        # Imported here, not at the top: Dask is an optional extra.
-        from background_core.dask import check_address  # noqa: PLC0415
-    except ImportError as missing:
-        raise ImportError(
-            "lifespan(dask_scheduler=...) needs Dask's distributed: pip install 'background[dask]'"
-        ) from missing
+    # Imported here, not at the top: Dask is an optional extra (the ImportError says so).
+    from background_core.dask import check_address  # noqa: PLC0415
+
     check_address(address, "dask_scheduler")
 
 

@@ -7,15 +7,14 @@ apps it serves in a weak set, so one object serves app factories and tests alike
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar, overload
 
 from flask import Flask, current_app, has_app_context
 
 import background_core
-from background_core import TaskMaker, check_option
-from background_core._pool import ErrorHook
+from background_core import ErrorHook, TaskMaker, check_option
 
 from ._context import FLASK_CONTEXTVARS, task_context
 
@@ -34,11 +33,13 @@ _OPTIONS: dict[str, tuple[str, object]] = {
 _SWITCHES = ("COPY_REQUEST", "SIGTERM_HANDLER")  # booleans read by the extension itself
 
 
-class Background:
+class Background(Executor):
     """Run functions in background threads from Flask handlers and CLI commands.
 
     ``Background(app)`` or ``bg = Background()`` then ``bg.init_app(app)``. Tasks run
-    inside a fresh app context of the app that submitted them.
+    inside a fresh app context of the app that submitted them. It is a
+    `concurrent.futures.Executor` (as Flask-Executor's is): ``submit``, ``map`` and
+    ``shutdown`` act on the current app's pool (`pool`), itself an Executor.
 
     Args:
         app: The app to serve now; more can be added with `init_app`.
@@ -124,7 +125,7 @@ class Background:
         self._apps.add(app)
         # Flask has no app teardown: stop the workers once the app is collected (tests).
         # Not at interpreter exit, where the engine's drain must run first.
-        weakref.finalize(app, pool.shutdown, 0).atexit = False
+        weakref.finalize(app, pool.shutdown, timeout=0).atexit = False
 
     # -- finding the pool --------------------------------------------------------------
 
@@ -175,6 +176,23 @@ class Background:
         """Run ``fn(*args, **kwargs)`` on the current app's pool; return its Future."""
         return self.pool.submit(fn, *args, **kwargs)
 
+    def map(
+        self,
+        fn: Callable[..., R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[R]:
+        """``map`` on the current app's pool: results in order (see `Background.map`)."""
+        return self.pool.map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Shut the current app's pool down, as `background_core.Background.shutdown`.
+
+        The app's pool also shuts down at interpreter exit and when the app is collected.
+        """
+        self.pool.shutdown(wait, cancel_futures=cancel_futures)
+
     def __repr__(self) -> str:
         return f"<flask_background.Background {self.extension_key!r}>"
 
@@ -185,11 +203,7 @@ def _dask_executor(address: object, key: str) -> Executor:
     Lazily: `init_app` runs before gunicorn forks (``--preload``) and in the reloader's
     parent, where a connection would be wasted or broken; the workers connect instead.
     """
-    try:
-        # Imported here, not at the top: Dask is an optional extra.
-        from background_core.dask import check_address, dask_executor  # noqa: PLC0415
-    except ImportError as missing:
-        raise ImportError(
-            f"{key} needs Dask's distributed: pip install 'background[dask]'"
-        ) from missing
+    # Imported here, not at the top: Dask is an optional extra (the ImportError says so).
+    from background_core.dask import check_address, dask_executor  # noqa: PLC0415
+
     return dask_executor(check_address(address, key))

@@ -294,7 +294,7 @@ def test_the_pool_shuts_down_an_executor_it_owns_after_draining() -> None:
     executor = ThreadPoolExecutor(1)
     bg = Background(name="ex-owned", executor=executor, own_executor=True)
     future = bg.submit(operator.mul, 6, 7)
-    bg.shutdown(WAIT)
+    bg.shutdown(timeout=WAIT)
     assert future.result(timeout=0) == 42
     with pytest.raises(RuntimeError, match="after shutdown"):
         executor.submit(operator.mul, 1, 2)

@@ -451,7 +451,7 @@ def test_shutdown_cancel_pending_cancels_queued_tasks() -> None:
         assert gate.started.wait(WAIT)
         queued = [bg.submit(noop) for _ in range(3)]
         closer = start_thread(
-            lambda: reports.append(bg.shutdown(cancel_pending=True)), "test-closer"
+            lambda: reports.append(bg.shutdown(cancel_futures=True)), "test-closer"
         )
         _, not_done = concurrent.futures.wait(queued, timeout=WAIT)
         assert not not_done
@@ -997,7 +997,7 @@ def test_blocked_submitter_gets_pool_closed_when_shutdown_cancels_pending() -> N
         assert gate.started.wait(WAIT)
         queued = bg.submit(noop)
         thread, returned, outcome = _blocked_submitter(bg)
-        closer = start_thread(lambda: bg.shutdown(cancel_pending=True), "test-closer")
+        closer = start_thread(lambda: bg.shutdown(cancel_futures=True), "test-closer")
         assert returned.wait(WAIT)
         (got,) = outcome
         assert isinstance(got, PoolClosed)
@@ -1133,5 +1133,5 @@ def test_check_option_names_the_label_it_is_given(
 def test_check_option_accepts_good_values_and_refuses_unknown_options() -> None:
     for option, value in [("workers", None), ("workers", 3), ("on_full", "raise")]:
         check_option(option, value)
-    with pytest.raises(ValueError, match="no option 'colour'"):
+    with pytest.raises(TypeError, match="no option 'colour'"):
         check_option("colour", "blue")

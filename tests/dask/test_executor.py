@@ -132,7 +132,7 @@ def test_running_and_queued_are_reported_honestly(
     assert waiting.cancel()
     # The cancellation travels to the scheduler and on to the worker that may hold the task
     # in its ready queue: release the running tasks only once it has arrived everywhere.
-    key = waiting.sent().key  # type: ignore[attr-defined]
+    key = waiting.sent_to.key  # type: ignore[attr-defined]
     wait_until(
         lambda: (
             not client.run_on_scheduler(_scheduler_knows, key)

@@ -23,7 +23,7 @@ _NEVER = object()
 
 
 class Listener(Protocol):
-    def _on_started(self, key: str) -> None: ...
+    def on_started(self, key: str) -> None: ...
 
 
 class StartReports:
@@ -38,7 +38,7 @@ class StartReports:
         with _lock:
             listeners = list(self.listeners)
         for listener in listeners:
-            listener._on_started(event[1])
+            listener.on_started(event[1])
 
 
 _lock = threading.Lock()
@@ -64,7 +64,7 @@ def listen(client: distributed.Client, listener: Listener) -> object:
             reports = _reports[client] = StartReports()
         reports.listeners.add(listener)
         if reports.scheduler is _NEVER or reports.scheduler != current:
-            client.subscribe_topic(TOPIC, reports)  # type: ignore[no-untyped-call]
+            client.subscribe_topic(TOPIC, reports)
             reports.scheduler = current
     return current
 

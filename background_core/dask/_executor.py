@@ -1,13 +1,13 @@
-"""Run a pool's tasks on a Dask cluster: ``Background(executor=dask_executor(client))``.
+"""`DaskExecutor`: a `concurrent.futures.Executor` that runs tasks on a Dask cluster.
 
-Needs ``pip install 'background[dask]'``. `DaskExecutor` sends each task to the cluster
-by its import path (see `run_by_path`), so the user's keyword arguments never meet
-``Client.submit``'s own options, and every submission is a fresh task (``pure=False``:
-identical calls both run). Each outcome reaches the returned `concurrent.futures.Future`:
-the result, the task's exception, or a `ClusterError` when the cluster lost or dropped the
-task; nothing is left pending. A worker announces when it starts a task (a Dask event),
-so ``running()`` is true and ``cancel()`` refuses from then on; until the announcement
-arrives, a cancelled task may still run, its result dropped (cancelling is best-effort).
+It sends each task to the cluster by its import path (see `run_by_path`), so the user's
+keyword arguments never meet ``Client.submit``'s own options, and every submission is a
+fresh task (``pure=False``: identical calls both run). Each outcome reaches the returned
+`concurrent.futures.Future`: the result, the task's exception, or a `ClusterError` when
+the cluster lost or dropped the task; nothing is left pending. A worker announces when it
+starts a task (see `_events`), so ``running()`` is true and ``cancel()`` refuses from then
+on; until the announcement arrives, a cancelled task may still run, its result dropped
+(cancelling is best-effort).
 
 Delivery is at least once: a worker that dies mid-task makes the scheduler run the task
 again elsewhere.
@@ -21,7 +21,6 @@ import itertools
 import os
 import pickle
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Callable
@@ -31,36 +30,16 @@ from queue import SimpleQueue
 from typing import Any
 
 import distributed
-from distributed.comm.addressing import parse_address
 
-from ._dask_reports import TOPIC, listen, scheduler_id
-from ._errors import ClusterError
-from ._remote import remote_call, run_by_path
-
-__all__ = ("DaskExecutor", "check_address", "dask_executor")
+from .._errors import ClusterError
+from .._remote import remote_call, run_by_path
+from ._connection import CONNECT_TIMEOUT, Connection, not_running
+from ._events import TOPIC, listen, scheduler_id
 
 Outcome = tuple["ClusterFuture", object, "BaseException | None"]
 
-CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for a scheduler to answer when the executor connects by address."""
-
-RETRY_AFTER = 2.0
-"""Seconds during which submissions fail at once after a failed connection attempt."""
-
-
-def check_address(address: object, label: str = "scheduler address") -> str:
-    """Return `address` if it looks like ``"tcp://host:port"``; raise TypeError or ValueError."""
-    if not isinstance(address, str):
-        raise TypeError(f"{label} must be a str such as 'tcp://127.0.0.1:8786', got {address!r}")
-    try:
-        _, location = parse_address(address, strict=True)
-    except ValueError:
-        location = ""
-    if not location:
-        raise ValueError(
-            f"{label} must be a scheduler address such as 'tcp://127.0.0.1:8786', got {address!r}"
-        )
-    return address
+CLOSE_GRACE = 2.0
+"""Seconds shutdown waits for the client's own cancellations after closing it."""
 
 
 class Arguments(bytes):
@@ -126,26 +105,9 @@ class DaskExecutor(Executor):
     def __init__(
         self, client: distributed.Client | str, *, connect_timeout: float = CONNECT_TIMEOUT
     ) -> None:
-        if isinstance(client, str):
-            self._address: str | None = check_address(client)
-            self._client: distributed.Client | None = None
-        elif isinstance(client, distributed.Client):
-            if client.asynchronous:
-                raise TypeError(
-                    "dask_executor() needs a synchronous distributed.Client; "
-                    "create it without asynchronous=True"
-                )
-            self._address = None
-            self._client = client
-        else:
-            raise TypeError(
-                "dask_executor() takes a distributed.Client or a scheduler address such as "
-                f"'tcp://127.0.0.1:8786', got {type(client).__name__}"
-            )
-        self._connect_timeout = connect_timeout
+        self._connection = Connection(client, connect_timeout)
         # Unique across clients, cheaper than a uuid per task: this executor's id, a count.
         self._keys = (f"{uuid.uuid4().hex}-{n}" for n in itertools.count())
-        self._pid = os.getpid()
         self._closed = False
         self._reset()
         _executors.add(self)
@@ -158,10 +120,7 @@ class DaskExecutor(Executor):
         self._relay: threading.Thread | None = None
         self._unwatched: list[tuple[ClusterFuture, distributed.Future[Any]]] = []
         self._subscribed: object = None  # the scheduler whose start reports we get
-        self._connecting: threading.Event | None = None
-        self._failure: tuple[float, str] | None = None  # until when, and what failed
-        if self._address is not None:
-            self._client = None  # a forked child connects again
+        self._connection.reset()
 
     @property
     def client(self) -> distributed.Client:
@@ -174,61 +133,14 @@ class DaskExecutor(Executor):
         return self._connect()
 
     def _connect(self) -> distributed.Client:
-        """The client, connecting outside the lock: one thread connects, others wait."""
-        deadline = time.monotonic() + self._connect_timeout
-        while True:
-            with self._lock:
-                if self._pid != os.getpid() and self._address is None:
-                    raise ClusterError(
-                        "this dask_executor's Client was created in another process (before "
-                        "a fork): create the Client in the process that submits, or pass "
-                        "dask_executor() the scheduler's address to connect there."
-                    )
-                if self._client is not None:
-                    self._start_relay()
-                    return self._client
-                if self._failure is not None and time.monotonic() < self._failure[0]:
-                    raise ClusterError(self._failure[1])
-                connecting = self._connecting
-                if connecting is None:
-                    connecting = self._connecting = threading.Event()
-                    break
-            if not connecting.wait(max(0.0, deadline - time.monotonic())):
-                raise ClusterError(self._no_scheduler("still connecting"))
-        failure: ClusterError | None = None
-        client: distributed.Client | None = None
-        try:
-            client = distributed.Client(
-                self._address, timeout=self._connect_timeout, set_as_default=False
-            )
-        except OSError as error:
-            failure = ClusterError(self._no_scheduler(str(error)))
-        finally:
-            with self._lock:
-                self._connecting = None
-                self._pid = os.getpid()
-                if client is not None:
-                    self._client, self._failure = client, None
-                elif failure is not None:
-                    self._failure = (time.monotonic() + RETRY_AFTER, str(failure))
-            connecting.set()
-        if failure is not None:
-            raise failure
-        return self._connect()
-
-    def _no_scheduler(self, why: str) -> str:
-        return (
-            f"no Dask scheduler answered at {self._address} within {self._connect_timeout:g} s "
-            f"({why}). Start one with `dask scheduler --host 127.0.0.1` and workers with "
-            "`dask worker <address> --host 127.0.0.1`, or fix the address."
-        )
-
-    def _start_relay(self) -> None:
-        if self._relay is None:
-            self._relay = threading.Thread(
-                target=self._resolve_outcomes, name="background-dask-relay", daemon=True
-            )
-            self._relay.start()
+        client = self._connection.client()
+        with self._lock:
+            if self._relay is None:
+                self._relay = threading.Thread(
+                    target=self._resolve_outcomes, name="background-dask-relay", daemon=True
+                )
+                self._relay.start()
+        return client
 
     # -- submitting --------------------------------------------------------------------
 
@@ -259,7 +171,7 @@ class DaskExecutor(Executor):
                 raise RuntimeError("cannot submit to a DaskExecutor after its shutdown()")
             loop = client.loop
             if client.status != "running" or loop is None:
-                raise ClusterError(_not_running(client, path))
+                raise ClusterError(not_running(client, path))
             if self._subscribed is None or self._subscribed != scheduler_id(client):
                 # First use, or the client reconnected to a new scheduler: subscribe there
                 # before the task is sent, so its start report reaches us.
@@ -316,7 +228,7 @@ class DaskExecutor(Executor):
             error = exc
         self._outcomes.put((future, result, error))
 
-    def _on_started(self, key: str) -> None:
+    def on_started(self, key: str) -> None:
         """On the client's event loop: a worker started the task with this key."""
         with self._lock:
             future = self._pending.get(key)
@@ -373,33 +285,27 @@ class DaskExecutor(Executor):
                 future.cancel()
         if wait:
             concurrent.futures.wait(pending)
-        with self._lock:
-            client = None  # a client given to dask_executor stays open: it is the user's
-            if self._address is not None:
-                client, self._client = self._client, None
-            left = list(self._pending.values()) if client is not None else []
+        client = self._connection.take_owned()
         if client is not None:
+            with self._lock:
+                left = list(self._pending.values())
             # Closing cancels the client's futures: the relay thread resolves them with
             # ClusterError. Whatever it could not resolve by then fails here.
-            client.close(timeout=self._connect_timeout)
-            concurrent.futures.wait(left, timeout=min(self._connect_timeout, CLOSE_GRACE))
+            client.close(timeout=self._connection.timeout)
+            concurrent.futures.wait(left, timeout=min(self._connection.timeout, CLOSE_GRACE))
             for future in left:
                 self._resolve(future, None, _closed_error(future))
         self._outcomes.put(None)  # wakes the relay thread to see that it may end
         relay = self._relay
         if wait and relay is not None and relay is not threading.current_thread():
-            relay.join(timeout=self._connect_timeout)
+            relay.join(timeout=self._connection.timeout)
 
     def _after_fork(self) -> None:
         self._reset()
 
     def __repr__(self) -> str:
-        where = self._address or repr(self._client)
-        return f"<DaskExecutor {where}{' closed' if self._closed else ''}>"
+        return f"<DaskExecutor {self._connection!r}{' closed' if self._closed else ''}>"
 
-
-CLOSE_GRACE = 2.0
-"""Seconds shutdown waits for the client's own cancellations after closing it."""
 
 _executors: weakref.WeakSet[DaskExecutor] = weakref.WeakSet()
 
@@ -411,19 +317,6 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
-
-
-def _not_running(client: distributed.Client, path: str) -> str:
-    if client.status == "connecting":
-        return (
-            f"the Dask client lost its scheduler and is reconnecting, so task {path!r} was "
-            "not sent: submit it again once the scheduler is back (the client gives up after "
-            "its connect timeout and closes)."
-        )
-    return (
-        f"the Dask client is {client.status}, so task {path!r} cannot be sent: "
-        "keep the client open while the pool runs."
-    )
 
 
 def _closed_error(future: ClusterFuture) -> ClusterError:

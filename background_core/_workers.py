@@ -1,0 +1,169 @@
+"""`Workers`: a pool's daemon threads: workers sharing one `queue.SimpleQueue` of futures,
+and the event-loop thread of its coroutine tasks (made on first use, see `_aio`).
+
+A ``None`` in the queue wakes a worker to check whether it should leave. Shrinking
+(`resize`) asks workers to retire as soon as they finish their current task; stopping
+(`stop`) puts one ``None`` per worker at the end of the queue, so what was queued before
+still runs, as with the stdlib's ``shutdown(wait=False)``.
+
+The threads hold this object and the pool's `Runner`, never the pool itself: a pool that
+nobody references any more can be collected, and then stops its workers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from ._aio import LoopThread
+from ._future import TaskFuture
+from ._ledger import Tally
+from ._run import Runner
+
+
+class Workers:
+    """The threads of one pool. Thread-safe: changes take the pool's lock (the ledger's,
+    reentrant); each worker takes it only to leave. `queue` takes futures without it."""
+
+    def __init__(self, name: str, runner: Runner, target: int) -> None:
+        self.queue: SimpleQueue[TaskFuture[Any] | None] = SimpleQueue()
+        self.target = target
+        """How many worker threads the pool is to have (also the coroutines run at once)."""
+        self._name = name
+        self._runner = runner
+        self._lock = runner.ledger.lock
+        self._threads: set[threading.Thread] = set()
+        self._loop: LoopThread | None = None
+        self._retiring = 0
+        self._spawned = 0
+        self._stopping = False
+        self.started = False
+        """True once `start` made a thread (a plain attribute: read at each submission)."""
+
+    def start(self) -> None:
+        """Start `target` threads. Raises if none can (at interpreter shutdown, say)."""
+        with self._lock:
+            if not self.started and not self._stopping:
+                for _ in range(self.target):
+                    self._spawn()
+
+    def loop(self) -> LoopThread:
+        """The event-loop thread of coroutine tasks, made on first use."""
+        with self._lock:
+            if self._loop is None:
+                self._loop = LoopThread(
+                    f"background-{self._name}-loop", lambda: self.target, self._runner
+                )
+            return self._loop
+
+    def resize(self, count: int) -> None:
+        """Grow or shrink to `count` threads; a retiring thread finishes its task first."""
+        with self._lock:
+            self.target = count
+            if self.started and not self._stopping:
+                change = count - (len(self._threads) - self._retiring)
+                if change > 0:
+                    kept = min(change, self._retiring)  # cancel pending retirements first
+                    self._retiring -= kept
+                    for _ in range(change - kept):
+                        self._spawn()
+                elif change < 0:
+                    self._retiring -= change
+                    for _ in range(-change):
+                        self.queue.put(None)
+            loop = self._loop
+        if loop is not None:
+            loop.wake()
+
+    def stop(self) -> None:
+        """Let every thread end once the work queued so far is done. Idempotent."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            for _ in range(len(self._threads)):
+                self.queue.put(None)
+            loop = self._loop
+        if loop is not None:
+            loop.stop()
+
+    def join(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds in all for the threads to end (not the current one)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+            if self._loop is not None:
+                threads.append(self._loop.thread)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def owns(self, thread: threading.Thread) -> bool:
+        """True if `thread` is one of these threads."""
+        loop = self._loop
+        return thread in self._threads or (loop is not None and thread is loop.thread)
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads alive now, oldest first."""
+        with self._lock:
+            return sorted(self._threads, key=lambda thread: thread.name)
+
+    # -- the threads -----------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        self._spawned += 1
+        thread = threading.Thread(
+            target=self._work, name=f"background-{self._name}-{self._spawned}", daemon=True
+        )
+        thread.start()
+        self._threads.add(thread)
+        self.started = True
+
+    def _work(self) -> None:
+        runner = self._runner
+        tally = runner.ledger.new_tally()
+        if not runner.initialize():
+            self._fail_queued(tally)
+            self._leave(tally, force=True)
+            return
+        get, run = self.queue.get, runner.run
+        while True:
+            future = get()
+            if future is None:
+                if self._leave(tally, force=self._stopping):
+                    return
+            else:
+                run(future, tally)
+                del future
+                if self._retiring and self._leave(tally, force=False):
+                    return
+
+    def _leave(self, tally: Tally, *, force: bool) -> bool:
+        """Retire this thread if the pool shrinks (or `force`); True if it must end."""
+        with self._lock:
+            if self._retiring:
+                self._retiring -= 1
+            elif not force:
+                return False
+            self._threads.discard(threading.current_thread())
+        self._runner.ledger.retire(tally)
+        return True
+
+    def _fail_queued(self, tally: Tally) -> None:
+        """The initializer raised: fail what waits in the queue, as the stdlib does."""
+        sentinels = 0
+        while True:
+            try:
+                future = self.queue.get_nowait()
+            except Empty:
+                break
+            if future is None:
+                sentinels += 1
+                continue
+            error = self._runner.broken_error()
+            assert error is not None
+            self._runner.fail(future, error, tally)
+        for _ in range(sentinels):  # they were meant for other threads
+            self.queue.put(None)
