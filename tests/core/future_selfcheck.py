@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from background_core import Background, TaskInfo, _future
+from tests.helpers import WAIT, Gate, fail
 
-WAIT = 10.0  # seconds: every wait is bounded
 ROUNDS = 2000  # submissions per race check
 STDLIB_FUTURE_ATTRIBUTES = {
     "_condition",
@@ -45,27 +45,6 @@ def record_failure(error: BaseException, task: TaskInfo) -> None:
 
 def pool(workers: int, name: str) -> Background:
     return Background(workers, name=f"selfcheck-{name}", on_error=record_failure)
-
-
-class Gate:
-    """A task that signals it started, then waits until the gate opens."""
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.opened = threading.Event()
-
-    def __call__(self, value: object = None) -> object:
-        self.started.set()
-        if not self.opened.wait(WAIT):
-            raise RuntimeError("gate never opened")
-        return value
-
-    def open(self) -> None:
-        self.opened.set()
-
-
-def fail(message: str) -> None:
-    raise ValueError(message)
 
 
 def raises(kind: type[BaseException], call: Callable[[], object]) -> BaseException:

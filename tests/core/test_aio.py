@@ -11,8 +11,7 @@ from concurrent.futures import Future
 import pytest
 
 from background_core import Background
-
-WAIT = 10  # seconds: every wait in this module is bounded
+from tests.helpers import WAIT
 
 trace_id: contextvars.ContextVar[str] = contextvars.ContextVar("trace_id", default="unset")
 

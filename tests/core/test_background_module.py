@@ -10,8 +10,7 @@ import pytest
 
 import background
 from background_core import usable_cpus
-
-from .scripts import run_script
+from tests.helpers import run_script
 
 
 def test_task_returns_future_at_once() -> None:

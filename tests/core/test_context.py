@@ -18,8 +18,7 @@ from background_core import (
     add_context_capturer,
     remove_context_capturer,
 )
-
-WAIT = 10  # seconds: every wait in this module is bounded
+from tests.helpers import WAIT
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 scratch: contextvars.ContextVar[str] = contextvars.ContextVar("scratch", default="clean")

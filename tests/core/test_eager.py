@@ -11,12 +11,9 @@ from concurrent.futures import Future
 import pytest
 
 from background_core import Background, PoolClosed, TaskInfo
+from tests.helpers import pool_threads
 
 flavor: contextvars.ContextVar[str] = contextvars.ContextVar("flavor", default="plain")
-
-
-def pool_threads(name: str) -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith(f"background-{name}-")]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .scripts import run_script, start_script
+from tests.helpers import run_script, start_script
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and fork")
 

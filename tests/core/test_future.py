@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,13 +21,12 @@ from typing import Any
 import pytest
 
 from background_core import Background, TaskInfo
+from tests.helpers import WAIT, Gate, clean_env, fail, runnable_interpreter
 
-WAIT = 10.0  # seconds: every wait in this module is bounded
 ROUNDS = 2000
 SCRIPT_TIMEOUT = 50  # below pytest's 60 s per-test timeout, so a hang reports its output
 HERE = Path(__file__).resolve().parent
 SELFCHECK = HERE / "future_selfcheck.py"
-ROOT = HERE.parents[1]  # the repository root: what makes `background_core` importable
 INTERPRETERS = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
 # The stdlib Future's private attributes the lazy futures rely on are the same on these:
 LAZY_ON = {"3.10", "3.11", "3.12", "3.13"}
@@ -83,20 +80,6 @@ def runner(runner_factory: Callable[[int], Runner]) -> Runner:
     return runner_factory(2)
 
 
-class Gate:
-    """A task that signals it started, then waits until the gate opens."""
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.opened = threading.Event()
-
-    def __call__(self, value: object = None) -> object:
-        self.started.set()
-        if not self.opened.wait(WAIT):
-            raise RuntimeError("gate never opened")
-        return value
-
-
 @pytest.fixture
 def gates() -> Iterator[Callable[[], Gate]]:
     """Gates that are all opened after the test, so no task outlives it."""
@@ -109,10 +92,6 @@ def gates() -> Iterator[Callable[[], Gate]]:
     yield make
     for gate in made:
         gate.opened.set()
-
-
-def fail(message: str) -> None:
-    raise ValueError(message)
 
 
 def resolved(runner: Runner, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
@@ -457,16 +436,6 @@ def test_wait_and_as_completed_race_the_workers(pool: Background) -> None:
 # -- future_selfcheck.py in fresh interpreters -----------------------------------------
 
 
-def script_env(*, eager_futures: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
-    env.pop("BACKGROUND_EAGER_FUTURES", None)
-    if eager_futures:
-        env["BACKGROUND_EAGER_FUTURES"] = "1"
-    env["PYTHONPATH"] = str(ROOT)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def run_selfcheck(
     python: str, tmp_path: Path, *, eager_futures: bool
 ) -> subprocess.CompletedProcess[str]:
@@ -475,7 +444,7 @@ def run_selfcheck(
         capture_output=True,
         text=True,
         timeout=SCRIPT_TIMEOUT,
-        env=script_env(eager_futures=eager_futures),
+        env=clean_env(**({"BACKGROUND_EAGER_FUTURES": "1"} if eager_futures else {})),
         cwd=tmp_path,
         check=False,
     )
@@ -502,36 +471,12 @@ def test_selfcheck_in_each_future_mode(
     assert lazy_flag(proc) is expected_lazy
 
 
-def _candidates(name: str) -> list[str]:
-    """`name` on PATH, then the same version installed by pyenv (whose shims may not run)."""
-    found = [path] if (path := shutil.which(name)) else []
-    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    version = name.removeprefix("python")
-    found += sorted(str(p) for p in root.glob(f"versions/{version}.*/bin/{name}"))
-    return found
-
-
 def usable_interpreter(name: str) -> tuple[str, str]:
     """A runnable `name` and its `X.Y` version; skip, saying why, if none can run."""
-    candidates = _candidates(name)
-    if not candidates:
-        pytest.skip(f"{name} is not installed (not on PATH, not under pyenv)")
-    failures = []
-    for path in candidates:
-        probe = subprocess.run(
-            [path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=SCRIPT_TIMEOUT,
-            env=script_env(eager_futures=False),
-            check=False,
-        )
-        version = probe.stdout.strip()
-        if probe.returncode == 0 and f"python{version}" == name:
-            return path, version
-        first_line = (probe.stderr.strip().splitlines() or [f"Python {version}"])[0]
-        failures.append(f"{path}: {first_line}")
-    pytest.skip(f"no runnable {name}: {'; '.join(failures)}")
+    path, version_or_why = runnable_interpreter(name)
+    if path is None:
+        pytest.skip(version_or_why)
+    return path, version_or_why
 
 
 @pytest.mark.parametrize("name", INTERPRETERS)

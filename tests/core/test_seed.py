@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .scripts import run_script
+from tests.helpers import run_script
 
 SEED_FIRST = """
 import time

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from background_core import Background, PoolClosed, Task
+from tests.helpers import WAIT
 
 ROOT = Path(__file__).resolve().parents[2]
-WAIT = 10.0
 
 
 def test_bare_decorator_keeps_the_function_identity(pool: Background) -> None:

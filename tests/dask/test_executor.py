@@ -9,9 +9,8 @@ import os
 import pickle
 import signal
 import threading
-import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,12 @@ from distributed import Client
 
 from background_core import Background, TaskNotImportable
 from background_core.dask import Arguments, dask_executor
+from tests import helpers
 from tests.dask import tasks
 
 WAIT = 30  # seconds: the first task on a fresh worker process imports the test's modules
+# Every poll waits as long as any other wait here.
+wait_until = functools.partial(helpers.wait_until, timeout=WAIT)
 
 
 @pytest.fixture
@@ -99,13 +101,6 @@ def test_decorated_tasks_methods_and_partials(bg: Background, tmp_path: Path) ->
     assert greeting.startswith("Hello, Ada from ")
     assert greeting != f"Hello, Ada from {os.getpid()}"
     assert bg.submit(tasks.Greeter.make, "Hi").result(timeout=WAIT) == "Hi"
-
-
-def wait_until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)
 
 
 def _scheduler_knows(key: str, dask_scheduler: Any) -> bool:

@@ -3,6 +3,7 @@ the demo's emails configured by the Flask key and the FastAPI lifespan option.""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,13 +27,16 @@ from demo_app import fastapi_app, flask_app
 from demo_app.api import DemoApi
 from demo_app.mail import SmtpSettings
 from fastapi_background import lifespan
-from tests.core.scripts import run_script
+from tests import helpers
 from tests.dask import tasks
 from tests.demo.smtp_server import SmtpServer, free_port, smtp_server
+from tests.helpers import run_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DASK = str(Path(sys.executable).parent / "dask")
 WAIT = 30  # seconds
+# Every poll waits as long as any other wait here.
+wait_until = functools.partial(helpers.wait_until, timeout=WAIT)
 
 
 @contextmanager
@@ -170,13 +174,6 @@ def test_no_scheduler_is_an_error_within_the_connect_timeout() -> None:
         with pytest.raises(ClusterError, match="dask scheduler"):
             bg.submit(welcome, "nobody")
         assert bg.stats().rejected == 1
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)
 
 
 def test_an_owned_client_fails_a_task_that_outlives_the_drain(

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from demo_app import fastapi_app, flask_app
 from demo_app.api import DemoApi
 from demo_app.mail import SmtpSettings
 from demo_app.sink import Sink
+from tests.helpers import wait_until
 
 from .smtp_server import SmtpServer, free_port, smtp_server
 
@@ -104,14 +103,6 @@ def serving(framework: str, api: DemoApi) -> Iterator[Client]:
         yield Client(flask_request)
     finally:
         flask_app.pool_of(app).shutdown()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        threading.Event().wait(0.02)
 
 
 def demo_api(smtp: SmtpSettings, **options: Any) -> DemoApi:
@@ -270,7 +261,7 @@ def test_stats_count_what_the_pool_did(client: Client, smtp: SmtpServer) -> None
     for i in range(3):
         assert client.post("/emails", {**GOOD, "subject": f"n{i}"}).status == 202
     assert client.post("/emails/bulk", {"to": "a@example.com", "count": 4}).status == 202
-    wait_until(lambda: client.stats()["succeeded"] == 7, 20, "7 emails sent")
+    wait_until(lambda: client.stats()["succeeded"] == 7, "7 emails sent", timeout=20)
 
     after = client.stats()
     assert after["submitted"] == 7
@@ -292,8 +283,12 @@ def test_failed_sends_are_counted_and_logged_without_body_or_password(
         assert to_down.post("/emails", {**GOOD, "body": secret_body}).status == 202
         refused = {**GOOD, "to": "nobody@example.com", "body": secret_body}
         assert to_up.post("/emails", refused).status == 202
-        wait_until(lambda: to_down.stats()["failed"] == 1, 10, "the send to a closed port failing")
-        wait_until(lambda: to_up.stats()["failed"] == 1, 10, "the refused recipient failing")
+        wait_until(
+            lambda: to_down.stats()["failed"] == 1, "the send to a closed port failing", timeout=10
+        )
+        wait_until(
+            lambda: to_up.stats()["failed"] == 1, "the refused recipient failing", timeout=10
+        )
         assert to_up.stats()["succeeded"] == 0
 
     records = [r for r in caplog.records if r.name == "background"]
@@ -318,9 +313,9 @@ def test_the_inbox_shows_what_the_embedded_server_received(framework: str) -> No
         api = demo_api(SmtpSettings(sink.host, sink.port, sender=SENDER), inbox=sink.inbox)
         with serving(framework, api) as client:
             first = client.post("/emails", {**GOOD, "subject": "first ✉", "body": "één\n"})
-            wait_until(lambda: sink.inbox.received == 1, 10, "the first email")
+            wait_until(lambda: sink.inbox.received == 1, "the first email", timeout=10)
             second = client.post("/emails", {**GOOD, "subject": "second"})
-            wait_until(lambda: sink.inbox.received == 2, 10, "the second email")
+            wait_until(lambda: sink.inbox.received == 2, "the second email", timeout=10)
 
             reply = client.get("/inbox")
     finally:

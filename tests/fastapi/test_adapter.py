@@ -20,12 +20,7 @@ from starlette.routing import Route
 
 from background_core import Background
 from fastapi_background import BackgroundDep, background_of, get_background, lifespan
-
-WAIT = 10.0
-
-
-def thread_name() -> str:
-    return threading.current_thread().name
+from tests.helpers import WAIT, thread_name
 
 
 def mailer(bg: BackgroundDep) -> Background:

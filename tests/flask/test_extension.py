@@ -11,8 +11,7 @@ from flask import Flask, current_app, g, request
 
 import background_core
 from flask_background import Background
-
-WAIT = 10.0
+from tests.helpers import WAIT
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""`Background(executor=...)`: tasks go to the user's executor; the pool tracks and drains them.
+"""`executor=`: tasks relayed to another executor (a process pool, a thread pool, another
+Background) are tracked, counted, drained and reported like the pool's own.
 
 The process pool runs stdlib functions (`math.factorial`, `operator.truediv`, `time.sleep`):
 module-level and importable in a spawned child whatever name pytest gives this module.

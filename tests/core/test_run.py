@@ -1,0 +1,203 @@
+"""`_run`: what happens when a task fails (the future, `on_error`, the log) and the
+pool's callbacks; a worker survives anything a task or a hook raises."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from background_core import (
+    Background,
+    TaskInfo,
+)
+from tests.helpers import (
+    SECRET,
+    WAIT,
+    error_records,
+    noop,
+    pool_threads,
+    thread_name,
+)
+
+# -- failures ---------------------------------------------------------------------------
+
+
+def test_default_on_error_logs_one_error_without_arguments(
+    pool: Background, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="background")
+
+    @pool.task
+    def explode(password: str) -> None:
+        raise ValueError("boom")
+
+    future = explode(SECRET)
+    assert isinstance(future.exception(timeout=WAIT), ValueError)
+    assert pool.drain(timeout=WAIT).finished  # failures are logged before a drain ends
+    records = error_records(caplog)
+    assert len(records) == 1
+    (record,) = records
+    assert record.exc_info is not None
+    assert record.exc_info[1] is future.exception(timeout=0)
+    message = record.getMessage()
+    assert "explode" in message
+    assert "id 1" in message
+    assert "'test'" in message
+    assert SECRET not in message
+    assert SECRET not in caplog.text
+
+
+def test_custom_on_error_receives_the_exception_and_task_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="background")
+    seen: list[tuple[BaseException, TaskInfo, str]] = []
+
+    def on_error(error: BaseException, task: TaskInfo) -> None:
+        seen.append((error, task, thread_name()))
+
+    with Background(1, name="hooked", on_error=on_error) as bg:
+
+        @bg.task(name="explode")
+        def explode(password: str) -> None:
+            raise ValueError("boom")
+
+        bg.submit(noop).result(timeout=WAIT)
+        future = explode(SECRET)
+        error = future.exception(timeout=WAIT)
+        assert bg.drain(timeout=WAIT).finished
+    ((got, task, where),) = seen
+    assert got is error
+    assert isinstance(task, TaskInfo)
+    assert task.name == "explode"
+    assert task.id == 2
+    assert task.state == "running"
+    assert task.started_at is not None
+    assert where.startswith("background-hooked-")
+    assert SECRET not in repr(task)
+    assert error_records(caplog) == []
+
+
+def test_an_on_error_that_raises_is_logged_and_the_failure_still_is(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="background")
+
+    def on_error(error: BaseException, task: TaskInfo) -> None:
+        raise RuntimeError("hook broke")
+
+    with Background(1, name="badhook", on_error=on_error) as bg:
+
+        def explode() -> None:
+            raise ValueError("boom")
+
+        future = bg.submit(explode)
+        original = future.exception(timeout=WAIT)
+        assert bg.drain(timeout=WAIT).finished
+        assert bg.submit(lambda: 7).result(timeout=WAIT) == 7  # the worker survived
+    records = error_records(caplog)
+    assert len(records) == 2
+    errors = [r.exc_info[1] for r in records if r.exc_info]
+    assert any(isinstance(e, RuntimeError) and str(e) == "hook broke" for e in errors)
+    assert original in errors
+    hook_record = next(r for r in records if r.exc_info and r.exc_info[1] is not original)
+    assert "on_error" in hook_record.getMessage()
+    failure_record = next(r for r in records if r.exc_info and r.exc_info[1] is original)
+    assert "explode" in failure_record.getMessage()
+
+
+class Crash(BaseException):
+    """A BaseException that is neither Exception nor KeyboardInterrupt."""
+
+
+@pytest.mark.parametrize(
+    "error",
+    [SystemExit(3), Crash("crash"), ValueError("plain"), GeneratorExit()],
+    ids=["SystemExit", "BaseException", "Exception", "GeneratorExit"],
+)
+def test_a_worker_survives_any_failure(
+    error: BaseException, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL + 1, logger="background")  # the failures are expected
+
+    def fail() -> None:
+        raise error
+
+    with Background(1, name="survivor") as bg:
+        first = bg.submit(thread_name).result(timeout=WAIT)
+        failed = bg.submit(fail)
+        assert failed.exception(timeout=WAIT) is error
+        with pytest.raises(type(error)):
+            failed.result(timeout=0)
+        after = [bg.submit(thread_name) for _ in range(5)]
+        assert {f.result(timeout=WAIT) for f in after} == {first}
+        assert pool_threads("survivor")[0].name == first
+        assert bg.drain(timeout=WAIT).finished
+        stats = bg.stats()
+        assert (stats.failed, stats.succeeded) == (1, 6)
+
+
+# -- callbacks --------------------------------------------------------------------------
+
+
+def test_callbacks_get_every_finished_future(pool: Background) -> None:
+    seen: list[Future[Any]] = []
+    lock = threading.Lock()
+
+    @pool.callback
+    def record(future: Future[Any]) -> None:
+        assert future.done()
+        with lock:
+            seen.append(future)
+
+    assert callable(record)
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    ok = pool.submit(lambda: 1)
+    bad = pool.submit(fail)
+    assert pool.drain(timeout=WAIT).finished  # callbacks have run once a drain ends
+    assert {id(f) for f in seen} == {id(ok), id(bad)}
+    assert ok.result(timeout=0) == 1
+    assert isinstance(bad.exception(timeout=0), ValueError)
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("callback broke"), SystemExit(2)], ids=["Exception", "SystemExit"]
+)
+def test_a_raising_callback_is_logged_and_the_worker_keeps_working(
+    error: BaseException, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="background")
+    calls: list[str] = []
+
+    with Background(1, name="cb") as bg:
+
+        @bg.callback
+        def broken(future: Future[Any]) -> None:
+            raise error
+
+        @bg.callback
+        def fine(future: Future[Any]) -> None:
+            calls.append(thread_name())
+
+        first = bg.submit(thread_name).result(timeout=WAIT)
+        assert bg.drain(timeout=WAIT).finished
+        later = [bg.submit(thread_name) for _ in range(3)]
+        assert {f.result(timeout=WAIT) for f in later} == {first}
+        assert bg.drain(timeout=WAIT).finished
+    records = error_records(caplog)
+    assert len(records) == 4
+    assert all(r.exc_info and r.exc_info[1] is error for r in records)
+    assert all("broken" in r.getMessage() for r in records)
+    assert calls == [first] * 4  # a later callback still runs after one raised
+
+
+def test_callback_must_be_callable(pool: Background) -> None:
+    with pytest.raises(TypeError, match="callable"):
+        pool.callback(42)  # type: ignore[arg-type]
