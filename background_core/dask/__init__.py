@@ -16,9 +16,9 @@ except ImportError as missing:
 from ._connection import CONNECT_TIMEOUT as CONNECT_TIMEOUT
 from ._connection import RETRY_AFTER as RETRY_AFTER
 from ._connection import check_address as check_address
-from ._executor import Arguments as Arguments
 from ._executor import DaskExecutor as DaskExecutor
 from ._executor import dask_executor as dask_executor
+from ._worker import Arguments as Arguments
 
 __all__ = (
     "CONNECT_TIMEOUT",

@@ -19,81 +19,27 @@ import asyncio
 import concurrent.futures
 import itertools
 import os
-import pickle
 import threading
 import uuid
 import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future
-from concurrent.futures._base import CANCELLED
 from queue import SimpleQueue
 from typing import Any
 
 import distributed
 
 from .._errors import ClusterError
-from .._remote import remote_call, run_by_path
+from .._remote import remote_call
 from ._connection import CONNECT_TIMEOUT, Connection, not_running
 from ._events import TOPIC, listen, scheduler_id
+from ._future import ClusterFuture
+from ._worker import pack_arguments, run_on_worker
 
 Outcome = tuple["ClusterFuture", object, "BaseException | None"]
 
 CLOSE_GRACE = 2.0
 """Seconds shutdown waits for the client's own cancellations after closing it."""
-
-
-class Arguments(bytes):
-    """A task's pickled arguments, whose ``repr`` and ``str`` hide them from any log."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"<task arguments: {len(self)} bytes>"
-
-    __str__ = __repr__
-
-
-def _run_on_worker(topic: str, key: str, path: str, payload: bytes) -> Any:
-    """What a Dask worker runs: announce the start, then the task by its import path."""
-    distributed.get_worker().log_event(topic, key)
-    args, kwargs = pickle.loads(payload)
-    return run_by_path(path, args, kwargs)
-
-
-class ClusterFuture(Future[Any]):
-    """A task on the cluster. ``cancel()`` succeeds only before a worker started it."""
-
-    def __init__(self, executor: DaskExecutor, key: str) -> None:
-        super().__init__()
-        self.key = key
-        self._executor = executor
-        self._dask: distributed.Future[Any] | None = None
-
-    def cancel(self) -> bool:
-        """Cancel the task unless a worker started it (or it finished); True if cancelled.
-
-        A worker's start notice takes a moment to arrive: a task that started within
-        that moment can still be cancelled here, and then runs with its result dropped.
-        """
-        executor = self._executor
-        with executor._lock:
-            if self.running() or (self.done() and not self.cancelled()):
-                return False
-            # Out of `_pending`, no start notice or outcome can touch it any more.
-            executor._pending.pop(self.key, None)
-            dask_future, self._dask = self._dask, None
-            if executor._closed:
-                executor._outcomes.put(None)  # the relay thread may be done now
-        # Outside the lock: the done-callbacks run now, and may take locks of their own.
-        if not super().cancel():
-            return False
-        with self._condition:  # wake wait() and as_completed() now, as a worker would
-            if self._state == CANCELLED:
-                self.set_running_or_notify_cancel()
-        if dask_future is not None:
-            client = dask_future.client
-            client.loop.add_callback(client.cancel, [dask_future], asynchronous=True)
-        return True
 
 
 class DaskExecutor(Executor):
@@ -155,14 +101,7 @@ class DaskExecutor(Executor):
             RuntimeError: The executor was shut down.
         """
         path, args, kwargs = remote_call(fn, args, kwargs)
-        try:
-            payload = Arguments(pickle.dumps((args, kwargs), protocol=5))
-        except Exception as error:
-            raise TypeError(
-                f"the arguments of task {path!r} cannot be pickled ({error}), so they cannot "
-                "travel to the cluster: pass plain data (numbers, strings, lists, dicts, "
-                "dataclasses) instead."
-            ) from None
+        payload = pack_arguments(path, args, kwargs)
         if self._closed:
             raise RuntimeError("cannot submit to a DaskExecutor after its shutdown()")
         client = self._connect()
@@ -181,7 +120,7 @@ class DaskExecutor(Executor):
             self._pending[key] = future
         try:
             dask_future = client.submit(
-                _run_on_worker, TOPIC, key, path, payload, key=key, pure=False
+                run_on_worker, TOPIC, key, path, payload, key=key, pure=False
             )
         except BaseException:
             with self._lock:
@@ -190,7 +129,7 @@ class DaskExecutor(Executor):
         with self._lock:
             kept = self._pending.get(key) is future
             if kept:
-                future._dask = dask_future
+                future.dask_future = dask_future
                 self._unwatched.append((future, dask_future))
                 wake = len(self._unwatched) == 1
         if not kept:  # cancelled during client.submit: the cluster must not keep it
@@ -254,7 +193,7 @@ class DaskExecutor(Executor):
         with self._lock:
             if self._pending.pop(future.key, None) is None:
                 return  # cancelled, or resolved already
-            future._dask = None
+            future.dask_future = None
             if not future.running():
                 future.set_running_or_notify_cancel()
         # Outside the lock: done-callbacks run here and may take their time.
@@ -300,8 +239,19 @@ class DaskExecutor(Executor):
         if wait and relay is not None and relay is not threading.current_thread():
             relay.join(timeout=self._connection.timeout)
 
-    def _after_fork(self) -> None:
-        self._reset()
+    def withdraw(self, future: ClusterFuture) -> bool:
+        """Stop waiting for `future`'s task unless a worker started it or it finished.
+
+        What `ClusterFuture.cancel` asks first: once withdrawn, no start notice or outcome
+        touches the future any more. False if it is too late.
+        """
+        with self._lock:
+            if future.running() or (future.done() and not future.cancelled()):
+                return False
+            self._pending.pop(future.key, None)
+            if self._closed:
+                self._outcomes.put(None)  # the relay thread may be done now
+        return True
 
     def __repr__(self) -> str:
         return f"<DaskExecutor {self._connection!r}{' closed' if self._closed else ''}>"
@@ -313,7 +263,7 @@ _executors: weakref.WeakSet[DaskExecutor] = weakref.WeakSet()
 def _after_fork() -> None:
     # The locks may have been held by another thread at the fork: made anew in the child.
     for executor in list(_executors):
-        executor._after_fork()
+        executor._reset()
 
 
 os.register_at_fork(after_in_child=_after_fork)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -184,6 +185,34 @@ def test_lifespan_options_are_checked_when_it_is_made() -> None:
         lifespan(workers=0)
     with pytest.raises(TypeError, match="either pool= or Background options"):
         lifespan(pool=Background(1, name="x"), workers=2)
+
+
+def test_an_owned_executor_stays_usable_until_the_app_shuts_down() -> None:
+    threads = ThreadPoolExecutor(1)
+    app = FastAPI(lifespan=lifespan(executor=threads, own_executor=True, name="owned"))
+    assert threads.submit(abs, -1).result(timeout=WAIT) == 1  # not shut down by lifespan()
+
+    @app.get("/")
+    async def handler(bg: BackgroundDep) -> int:
+        return await asyncio.wrap_future(bg.submit(abs, -2))
+
+    with TestClient(app) as client:
+        assert client.get("/").json() == 2
+        assert threads.submit(abs, -3).result(timeout=WAIT) == 3
+    with pytest.raises(RuntimeError, match="shutdown"):  # the app's shutdown shut it down
+        threads.submit(abs, -4)
+
+
+def test_the_pool_is_a_thread_pool_executor() -> None:
+    app = FastAPI(lifespan=lifespan(workers=1))
+
+    @app.get("/")
+    async def handler(bg: BackgroundDep) -> list[int]:
+        return list(bg.map(abs, [-1, -2]))
+
+    with TestClient(app) as client:
+        assert isinstance(app.state.background, ThreadPoolExecutor)
+        assert client.get("/").json() == [1, 2]
 
 
 def test_shutdown_logs_what_did_not_finish(caplog: pytest.LogCaptureFixture) -> None:

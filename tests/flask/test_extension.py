@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 
 import pytest
 from flask import Flask, current_app, g, request
@@ -153,6 +153,22 @@ def test_teardown_runs_after_each_task_even_when_it_fails(apps: list[Flask]) -> 
     # The task's own contexts, not the one the test pushed and popped.
     assert sorted(torn_down, key=str) == [None, None, "ValueError"][: len(torn_down)]
     assert len(torn_down) >= 2
+
+
+def test_the_extension_is_an_executor_of_the_current_apps_pool(apps: list[Flask]) -> None:
+    bg = Background()
+    app = make_app(apps, BACKGROUND_WORKERS=2)
+    bg.init_app(app)
+    assert isinstance(bg, Executor)  # as Flask-Executor's is: code written for one runs
+    assert isinstance(app.extensions["background"], Executor)
+    with app.app_context():
+        assert bg.submit(pow, 2, 5).result(timeout=WAIT) == 32
+        assert list(bg.map(lambda name: f"{name} in {current_app.name}", ["a", "b"])) == [
+            "a in shop",
+            "b in shop",
+        ]
+        bg.shutdown(wait=True)
+    assert app.extensions["background"].closed
 
 
 def test_submit_through_app_extensions_returns_a_future(apps: list[Flask]) -> None:
