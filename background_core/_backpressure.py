@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._errors import PoolClosed, QueueFull
+from ._errors import QueueFull
 from ._ledger import Ledger
 from ._options import OnFull
 
@@ -22,12 +22,14 @@ class Backpressure:
         self._pool_name = pool_name
         self._on_full = on_full
 
-    def make_room(self, ledger: Ledger, *, own_thread: bool, closed: Callable[[], bool]) -> bool:
+    def make_room(self, ledger: Ledger, *, own_thread: bool, refused: Callable[[], bool]) -> bool:
         """The queue is full: wait for room, raise, or return True to run the task inline.
+
+        A wait ends early once `refused()` (the pool closed or broke): the caller checks
+        why and refuses the submission.
 
         Raises:
             QueueFull: ``on_full="raise"``.
-            PoolClosed: The pool shut down while this submission waited.
         """
         assert self.max_queue is not None
         if self._on_full == "raise":
@@ -38,10 +40,5 @@ class Backpressure:
             )
         if self._on_full == "caller_runs" or own_thread:
             return True
-        ledger.wait_for_room(self.max_queue, closed)
-        if closed():
-            ledger.rejected += 1
-            raise PoolClosed(
-                f"pool {self._pool_name!r} was shut down while a submission waited for room."
-            )
+        ledger.wait_for_room(self.max_queue, refused)
         return False

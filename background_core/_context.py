@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from contextvars import Context, ContextVar, copy_context
 from typing import Any, TypeAlias, TypeVar
@@ -56,24 +56,6 @@ def capture(own: Capturer | None = None) -> Captured:
     capturers = _capturers if own is None else (*_capturers, own)
     managers = tuple(m for m in (c() for c in capturers) if m is not None)
     return managers or None
-
-
-def check_hooks(capturer: object, exclude: Iterable[object]) -> frozenset[ContextVar[Any]]:
-    """Check a pool's own `capturer` and `exclude` (contextvars); return `exclude` as a set.
-
-    Raises:
-        TypeError: `capturer` is not callable, or `exclude` holds a non-ContextVar.
-    """
-    if capturer is not None and not callable(capturer):
-        raise TypeError(f"capturer must be callable, got {type(capturer).__name__}")
-    excluded = frozenset(exclude)
-    for var in excluded:
-        if not isinstance(var, ContextVar):
-            raise TypeError(
-                "exclude_contextvars takes contextvars.ContextVar objects, "
-                f"got {type(var).__name__}"
-            )
-    return excluded  # type: ignore[return-value]  # checked just above
 
 
 def copy_without(excluded: frozenset[ContextVar[Any]]) -> Context:

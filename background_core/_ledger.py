@@ -50,6 +50,7 @@ class Ledger:
         self._changed = threading.Condition(self.lock)
         self.live: dict[int, TaskFuture[Any]] = {}
         self.submitted = 0
+        self._last_id = 0  # ids are never reused, even for a withdrawn submission
         self.rejected = 0
         self.shared = Tally()  # written under the lock
         self._tallies: list[Tally] = []
@@ -74,8 +75,9 @@ class Ledger:
         if not self.live:
             self.holder = holder
         self.submitted += 1
-        future.task_id = self.submitted
-        self.live[self.submitted] = future
+        self._last_id = task_id = self._last_id + 1
+        future.task_id = task_id
+        self.live[task_id] = future
 
     def withdraw(self, future: TaskFuture[Any]) -> None:
         """Undo `admit` for a submission that raised instead. Call with the lock held."""
@@ -161,11 +163,11 @@ class Ledger:
 
     # -- waiting -----------------------------------------------------------------------
 
-    def wait_for_room(self, max_queue: int, closed: Callable[[], bool]) -> None:
-        """Block until fewer than `max_queue` tasks wait, or `closed()`. Hold the lock."""
+    def wait_for_room(self, max_queue: int, refused: Callable[[], bool]) -> None:
+        """Block until fewer than `max_queue` tasks wait, or `refused()`. Hold the lock."""
         self.blocked += 1
         try:
-            while self.queued() >= max_queue and not closed():
+            while self.queued() >= max_queue and not refused():
                 self._changed.wait(_RECHECK)
         finally:
             self.blocked -= 1

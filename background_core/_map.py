@@ -14,8 +14,6 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, TypeVar
 
-from ._options import check_seconds
-
 R = TypeVar("R")
 
 if issubclass(FuturesTimeout, TimeoutError):  # Python 3.11+: one class
@@ -31,16 +29,17 @@ def map_in_order(
     fn: Callable[..., R],
     iterables: tuple[Iterable[Any], ...],
     timeout: float | None,
-    chunksize: int,
 ) -> Iterator[R]:
     """Submit ``fn(*args)`` for each ``args`` of ``zip(*iterables)``; iterate the results.
 
     Raises:
-        TypeError, ValueError: `timeout` is not seconds, or `chunksize` not an int >= 1.
+        TypeError: `timeout` is not a number of seconds.
     """
-    end = None if timeout is None else time.monotonic() + check_seconds(timeout, "timeout")
-    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
-        raise ValueError("chunksize must be an int >= 1 (threads take no chunks: leave it out)")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+        raise TypeError(
+            f"timeout must be a number of seconds or None, got {type(timeout).__name__}"
+        )
+    end = None if timeout is None else time.monotonic() + timeout  # past already: at once
     futures = [submit(fn, *args) for args in zip(*iterables, strict=False)]
     return _in_order(futures, end)
 
@@ -59,7 +58,9 @@ def _result(future: Future[R], end: float | None) -> R:
     """`future`'s result by `end`; cancelled if the wait ends first."""
     try:
         return future.result(None if end is None else end - time.monotonic())
-    except FuturesTimeout:
+    except FuturesTimeout as error:
+        if future.done() and not future.cancelled() and future.exception() is error:
+            raise  # the task's own TimeoutError (a socket's, say): not the wait's
         future.cancel()
         raise MapTimeout("map() timed out waiting for a result") from None
     except BaseException:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Executor, Future
+from contextvars import ContextVar
 from typing import Any, Literal, TypedDict
 
+from ._context import Capturer
 from ._report import TaskInfo
 
 OnFull = Literal["block", "raise", "caller_runs"]
@@ -41,6 +43,8 @@ class PoolOptions(TypedDict, total=False):
     on_error: ErrorHook | None
     initializer: Callable[..., object] | None
     initargs: tuple[Any, ...]
+    capturer: Capturer | None
+    exclude_contextvars: Collection[ContextVar[Any]]
 
 
 def usable_cpus() -> int:
@@ -109,6 +113,19 @@ def _check_initargs(value: object, what: str) -> None:
         raise TypeError(f"{what} must be a tuple, got {type(value).__name__}")
 
 
+def _check_excluded(value: object, what: str) -> None:
+    if not isinstance(value, Collection) or isinstance(value, str):
+        raise TypeError(
+            f"{what} must be a collection (list, tuple, set) of contextvars.ContextVar, "
+            f"got {type(value).__name__}"
+        )
+    for var in value:
+        if not isinstance(var, ContextVar):
+            raise TypeError(
+                f"{what} takes contextvars.ContextVar objects, got {type(var).__name__}"
+            )
+
+
 _CHECKS: dict[str, Callable[[object, str], object]] = {
     "name": _check_name,
     "workers": _check_count,
@@ -121,6 +138,8 @@ _CHECKS: dict[str, Callable[[object, str], object]] = {
     "on_error": _check_callable,
     "initializer": _check_callable,
     "initargs": _check_initargs,
+    "capturer": _check_callable,
+    "exclude_contextvars": _check_excluded,
 }
 
 

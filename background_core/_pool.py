@@ -14,13 +14,13 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar, copy_context
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ._backpressure import Backpressure
-from ._context import Capturer, capture, check_hooks, copy_without
+from ._context import Capturer, capture, copy_without
 from ._errors import PoolClosed
 from ._future import SENDING, TaskFuture, new_future
 from ._ledger import Ledger
@@ -101,7 +101,7 @@ class Background(ThreadPoolExecutor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         capturer: Capturer | None = None,
-        exclude_contextvars: Iterable[ContextVar[Any]] = (),
+        exclude_contextvars: Collection[ContextVar[Any]] = (),
     ) -> None:
         check_options(
             {
@@ -116,9 +116,10 @@ class Background(ThreadPoolExecutor):
                 "on_error": on_error,
                 "initializer": initializer,
                 "initargs": initargs,
+                "capturer": capturer,
+                "exclude_contextvars": exclude_contextvars,
             }
         )
-        excluded = check_hooks(capturer, exclude_contextvars)
         self._name = name
         self._backpressure = Backpressure(name, max_queue, on_full)
         self._drain_timeout = float(drain_timeout)
@@ -129,7 +130,7 @@ class Background(ThreadPoolExecutor):
         # Not `_initializer`/`_initargs`: ThreadPoolExecutor's own attributes have those names.
         self._worker_setup = (initializer, initargs)
         self._capturer = capturer
-        self._excluded = excluded
+        self._excluded = frozenset(exclude_contextvars)
         self._callbacks: tuple[FutureCallback, ...] = ()
         self._closed = False
         self._finished = False  # the shutdown that drained, stopped and logged has run
@@ -144,8 +145,10 @@ class Background(ThreadPoolExecutor):
         self._runner = Runner(self._name, self._ledger, self._on_error, *self._worker_setup)
         self._runner.callbacks = self._callbacks
         self._workers = Workers(self._name, self._runner, workers)
-        # A pool collected while idle stops its threads; this holds them, not the pool.
-        self._abandoned = weakref.finalize(self, self._workers.stop)
+        # A pool collected while idle stops its threads (and an executor it owns); this
+        # holds them, not the pool.
+        owned = self._executor if self._own_executor else None
+        self._abandoned = weakref.finalize(self, _abandon, self._workers, owned)
         self._abandoned.atexit = False
 
     # -- configuration ---------------------------------------------------------------
@@ -178,6 +181,10 @@ class Background(ThreadPoolExecutor):
     def workers(self, workers: int) -> None:
         self._workers.resize(check_workers(workers))
 
+    # `workers` under the stdlib pool's name: code that sizes its work by a
+    # ThreadPoolExecutor reads it (Dask's threaded scheduler, for one).
+    _max_workers = workers
+
     @property
     def task(self) -> TaskMaker:
         """Decorate a function (or method, or ``async def``) so calls submit it here.
@@ -185,10 +192,7 @@ class Background(ThreadPoolExecutor):
         Use as ``@bg.task`` or ``@bg.task(name="send-email")``. A call returns a
         `concurrent.futures.Future` at once. Raises TypeError for a non-callable.
         """
-        return TaskMaker(self._itself)
-
-    def _itself(self) -> Background:
-        return self
+        return TaskMaker(lambda: self)  # made afresh: the pool holds no cycle through it
 
     # -- submission ------------------------------------------------------------------
 
@@ -242,13 +246,7 @@ class Background(ThreadPoolExecutor):
                 self._refuse()
             bound = self._backpressure.max_queue
             inline = self._eager or (
-                bound is not None
-                and ledger.queued() >= bound
-                and self._backpressure.make_room(
-                    ledger,
-                    own_thread=self._workers.owns(threading.current_thread()),
-                    closed=lambda: self._closed,
-                )
+                bound is not None and ledger.queued() >= bound and self._when_full()
             )
             ledger.admit(future, self)
             external = self._executor is not None and not is_async and not inline
@@ -286,9 +284,23 @@ class Background(ThreadPoolExecutor):
         Every call is submitted at once; the iterator waits for each result in turn, at
         most until `timeout` seconds after this call, and then raises `TimeoutError`
         (the builtin, on every Python). Leaving it early cancels the calls not started.
-        `chunksize` is accepted for the stdlib's signature; threads need no chunks.
+        `chunksize` is ignored, as by the stdlib's thread pool: threads take no chunks.
         """
-        return map_in_order(self.submit, fn, iterables, timeout, chunksize)
+        return map_in_order(self.submit, fn, iterables, timeout)
+
+    def _when_full(self) -> bool:
+        """The queue is full: wait for room (True: run the task inline), or raise."""
+        inline = self._backpressure.make_room(
+            self._ledger,
+            own_thread=self._workers.owns(threading.current_thread()),
+            refused=self._refusing,
+        )
+        if self._refusing():  # the pool closed or broke while the submission waited
+            self._refuse()
+        return inline
+
+    def _refusing(self) -> bool:
+        return self._closed or self._runner.broken_by is not None
 
     def _refuse(self) -> None:
         """Count a refused submission and raise why: closed, or broken."""
@@ -304,7 +316,10 @@ class Background(ThreadPoolExecutor):
 
     def _run_inline(self, future: TaskFuture[Any], is_async: bool) -> None:
         if not is_async:
-            self._runner.run_inline(future)
+            if self._eager:
+                self._runner.run_eager(future)
+            else:  # caller_runs, or one of the pool's own threads on a full queue
+                self._runner.run(future, None)
         elif not self._workers.owns(threading.current_thread()):
             future.exception()  # wait without raising; waiting on the loop would block it
 
@@ -338,17 +353,12 @@ class Background(ThreadPoolExecutor):
     ) -> DrainReport:
         """Close the pool to new work; with `wait`, drain it and stop its workers. Idempotent.
 
-        Args:
-            wait: As in the stdlib. True waits for the tasks in flight, for at most
-                `timeout`; False returns at once while the workers still run what was
-                accepted (the exit-time drain bounds them by `drain_timeout`).
-            cancel_futures: Cancel the tasks that have not started instead of running them.
-            timeout: Seconds to wait (``wait=True`` only); None means `drain_timeout`,
-                `math.inf` no limit. Tasks not started by then are cancelled.
-
-        Returns the drain's report (with ``wait=False``, what was in flight at once). Each
-        task that did not finish by the deadline is logged as a WARNING by name and id.
-        Later submissions raise `PoolClosed`.
+        `wait` and `cancel_futures` mean what they mean in the stdlib: with ``wait=False``
+        it returns at once while the workers still run what was accepted (the exit-time
+        drain bounds them by `drain_timeout`). With ``wait=True`` it waits for at most
+        `timeout` seconds (None: `drain_timeout`; `math.inf`: no limit), cancels what did
+        not start by then, logs each unfinished task as a WARNING by name and id, and
+        returns the drain's report (with ``wait=False``, what is in flight at once).
 
         Raises:
             TypeError: `wait` or `cancel_futures` is not a bool (``shutdown(5)``: the
@@ -371,6 +381,7 @@ class Background(ThreadPoolExecutor):
         self._workers.join(_JOIN)
         if first:
             _pools.discard(self)
+            self._abandoned.detach()  # done here
             self._shut_own_executor()
             log_unfinished(report)
         return report
@@ -415,6 +426,13 @@ class Background(ThreadPoolExecutor):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<Background {self._name!r} workers={self.workers} {state}>"
+
+
+def _abandon(workers: Workers, owned: Executor | None) -> None:
+    """A pool nobody references any more: stop its threads and what it owns."""
+    workers.stop()
+    if owned is not None:
+        owned.shutdown(wait=False)
 
 
 # -- the registry of pools -------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -44,7 +45,8 @@ class Runner:
         self.callbacks: tuple[FutureCallback, ...] = ()  # replaced whole: read without a lock
         self._initializer = initializer
         self._initargs = initargs
-        self._inline_ready = initializer is None  # see run_inline()
+        self._eager_ready = initializer is None  # see run_eager()
+        self._eager_lock = threading.Lock()
         self.broken_by: BaseException | None = None
         """What the initializer raised, once the pool is broken."""
 
@@ -166,17 +168,17 @@ class Runner:
             else:  # the hot path: no extra call
                 record(future, tally)
 
-    def run_inline(self, future: TaskFuture[Any]) -> None:
-        """Run a sync task in the submitting thread (eager, caller_runs).
+    def run_eager(self, future: TaskFuture[Any]) -> None:
+        """Run a sync task of an eager pool in the submitting thread.
 
         An eager pool has no worker threads: the first submitting thread runs the
         initializer, once, and a pool broken by it fails its tasks instead.
         """
-        if not self._inline_ready:
-            with self.ledger.lock:
-                if not self._inline_ready:
-                    self._inline_ready = True
+        if not self._eager_ready:
+            with self._eager_lock:  # not the pool's: the initializer may take its time
+                if not self._eager_ready:
                     self.initialize()
+                    self._eager_ready = True
         broken = self.broken_error()
         if broken is None:
             self.run(future, None)

@@ -1,10 +1,11 @@
 """`Workers`: a pool's daemon threads: workers sharing one `queue.SimpleQueue` of futures,
 and the event-loop thread of its coroutine tasks (made on first use, see `_aio`).
 
-A ``None`` in the queue wakes a worker to check whether it should leave. Shrinking
-(`resize`) asks workers to retire as soon as they finish their current task; stopping
-(`stop`) puts one ``None`` per worker at the end of the queue, so what was queued before
-still runs, as with the stdlib's ``shutdown(wait=False)``.
+Shrinking (`resize`) asks workers to retire as soon as they finish their current task, and
+puts a ``None`` in the queue per worker to retire, to wake idle ones; a ``None`` nobody
+needs any more (the pool grew again) is passed over. Stopping (`stop`) puts one `STOP` per
+worker at the end of the queue, so what was queued before still runs, as with the
+stdlib's ``shutdown(wait=False)``.
 
 The threads hold this object and the pool's `Runner`, never the pool itself: a pool that
 nobody references any more can be collected, and then stops its workers.
@@ -12,6 +13,7 @@ nobody references any more can be collected, and then stops its workers.
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from queue import Empty, SimpleQueue
@@ -23,12 +25,23 @@ from ._ledger import Tally
 from ._run import Runner
 
 
+class Stop(enum.Enum):
+    """The end of a stopping pool's queue: the worker that takes it ends."""
+
+    STOP = "stop"
+
+
+STOP = Stop.STOP
+
+Item = TaskFuture[Any] | None | Stop
+
+
 class Workers:
     """The threads of one pool. Thread-safe: changes take the pool's lock (the ledger's,
     reentrant); each worker takes it only to leave. `queue` takes futures without it."""
 
     def __init__(self, name: str, runner: Runner, target: int) -> None:
-        self.queue: SimpleQueue[TaskFuture[Any] | None] = SimpleQueue()
+        self.queue: SimpleQueue[Item] = SimpleQueue()
         self.target = target
         """How many worker threads the pool is to have (also the coroutines run at once)."""
         self._name = name
@@ -84,7 +97,7 @@ class Workers:
                 return
             self._stopping = True
             for _ in range(len(self._threads)):
-                self.queue.put(None)
+                self.queue.put(STOP)
             loop = self._loop
         if loop is not None:
             loop.stop()
@@ -126,44 +139,50 @@ class Workers:
         tally = runner.ledger.new_tally()
         if not runner.initialize():
             self._fail_queued(tally)
-            self._leave(tally, force=True)
+            self._end(tally)
             return
         get, run = self.queue.get, runner.run
         while True:
-            future = get()
-            if future is None:
-                if self._leave(tally, force=self._stopping):
+            item = get()
+            if item is None:  # a call to retire, if nobody answered it yet
+                if self._retiring and self._retire(tally):
                     return
+            elif item is STOP:
+                self._end(tally)
+                return
             else:
-                run(future, tally)
-                del future
-                if self._retiring and self._leave(tally, force=False):
+                run(item, tally)
+                del item
+                if self._retiring and self._retire(tally):
                     return
 
-    def _leave(self, tally: Tally, *, force: bool) -> bool:
-        """Retire this thread if the pool shrinks (or `force`); True if it must end."""
+    def _retire(self, tally: Tally) -> bool:
+        """Leave if the pool still shrinks (another thread may have answered first)."""
         with self._lock:
-            if self._retiring:
-                self._retiring -= 1
-            elif not force:
+            if not self._retiring:
                 return False
+            self._retiring -= 1
+        self._end(tally)
+        return True
+
+    def _end(self, tally: Tally) -> None:
+        with self._lock:
             self._threads.discard(threading.current_thread())
         self._runner.ledger.retire(tally)
-        return True
 
     def _fail_queued(self, tally: Tally) -> None:
         """The initializer raised: fail what waits in the queue, as the stdlib does."""
-        sentinels = 0
+        signals: list[Stop | None] = []
         while True:
             try:
-                future = self.queue.get_nowait()
+                item = self.queue.get_nowait()
             except Empty:
                 break
-            if future is None:
-                sentinels += 1
+            if item is None or isinstance(item, Stop):
+                signals.append(item)
                 continue
             error = self._runner.broken_error()
             assert error is not None
-            self._runner.fail(future, error, tally)
-        for _ in range(sentinels):  # they were meant for other threads
-            self.queue.put(None)
+            self._runner.fail(item, error, tally)
+        for signal in signals:  # they were meant for other threads
+            self.queue.put(signal)

@@ -7,6 +7,7 @@ Python, ``shutdown(wait=False)`` at exit, initializers, dropped pools, asyncio.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import gc
 import logging
@@ -109,13 +110,25 @@ def test_map_submits_everything_even_if_nobody_iterates() -> None:
     assert sorted(ran) == list(range(10))
 
 
-@pytest.mark.parametrize(("chunksize", "error"), [(0, ValueError), (1.5, ValueError)])
-def test_map_checks_its_arguments(bg: Background, chunksize: Any, error: type[Exception]) -> None:
-    with pytest.raises(error, match="chunksize"):
-        bg.map(noop, [], chunksize=chunksize)
-    with pytest.raises(ValueError, match="timeout"):
-        bg.map(noop, [], timeout=-1)
-    assert list(bg.map(abs, [-1, 2], chunksize=5)) == [1, 2]
+def test_map_lets_a_tasks_own_timeout_error_through(bg: Background) -> None:
+    def read(address: str) -> None:
+        raise TimeoutError(f"socket read timed out for {address}")  # as socket.timeout does
+
+    for timeout in (None, WAIT):
+        with pytest.raises(TimeoutError, match="socket read timed out") as raised:
+            list(bg.map(read, ["db"], timeout=timeout))
+        assert raised.value.__traceback__ is not None
+
+
+def test_map_takes_the_stdlib_arguments_as_the_stdlib_does(bg: Background) -> None:
+    assert list(bg.map(abs, [-1, 2], chunksize=5)) == [1, 2]  # threads take no chunks
+    assert list(bg.map(abs, [-1], chunksize=0)) == [1]
+    with Gate() as gate:
+        results = bg.map(gate, [1], timeout=-1)  # a deadline already past: at once
+        with pytest.raises(TimeoutError):
+            next(results)
+    with pytest.raises(TypeError, match="timeout must be a number of seconds"):
+        bg.map(noop, [], timeout="5")  # type: ignore[arg-type]
 
 
 # -- shutdown -------------------------------------------------------------------------
@@ -304,6 +317,60 @@ def test_a_failing_initializer_breaks_the_pool_as_the_stdlib_does(
     assert wait_for_thread_count("broken", 0) == []
 
 
+def test_a_submitter_blocked_on_a_full_queue_gets_the_broken_pool_error() -> None:
+    go = threading.Event()
+
+    def setup() -> None:
+        go.wait(WAIT)
+        raise ValueError("no database")
+
+    pool = Background(1, name="broken-full", max_queue=1, initializer=setup)
+    first = pool.submit(noop)  # queued behind the initializer: the queue is full
+    outcome: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            pool.submit(noop)
+        except BaseException as error:
+            outcome.append(error)
+
+    blocked = start_thread(second, "test-blocked")
+    go.set()
+    blocked.join(WAIT)
+    assert isinstance(first.exception(timeout=WAIT), BrokenPool)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], BrokenPool)
+    pool.shutdown()
+
+
+def test_the_initializer_runs_in_the_pools_threads_only() -> None:
+    calls: collections.Counter[str] = collections.Counter()
+
+    def setup() -> None:
+        calls[thread_name()] += 1
+
+    with Background(1, name="own-full", max_queue=1, initializer=setup) as pool, Gate() as gate:
+
+        def parent() -> None:
+            pool.submit(gate)  # fills the queue
+            pool.submit(noop)  # full, from the pool's own thread: runs inline here
+            gate.open()
+
+        pool.submit(parent).result(timeout=WAIT)
+    with (
+        Background(
+            1, name="caller-runs", max_queue=1, on_full="caller_runs", initializer=setup
+        ) as pool,
+        Gate() as gate,
+    ):
+        pool.submit(gate)
+        assert gate.started.wait(WAIT)
+        pool.submit(gate)  # waits in the queue
+        assert pool.submit(thread_name).result(timeout=0) == "MainThread"  # ran here
+        gate.open()
+    assert dict(calls) == {"background-own-full-1": 1, "background-caller-runs-1": 1}
+
+
 def test_an_initializer_needs_the_pools_own_threads() -> None:
     with (
         concurrent.futures.ThreadPoolExecutor(1) as threads,
@@ -353,6 +420,18 @@ def test_a_dropped_pool_with_tasks_in_flight_lives_until_they_are_done() -> None
         assert len(pool_threads("in-flight")) == 1  # still working
     assert future.result(timeout=WAIT) == "done"
     assert wait_for_thread_count("in-flight", 0) == []
+
+
+def test_a_dropped_pool_shuts_down_the_executor_it_owns() -> None:
+    threads = concurrent.futures.ThreadPoolExecutor(1)
+    pool = Background(name="dropped-owner", executor=threads, own_executor=True)
+    future = pool.submit(abs, -1)
+    pool.shutdown(wait=False)
+    assert future.result(timeout=WAIT) == 1
+    del pool, future
+    gc.collect()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        threads.submit(noop)
 
 
 def test_a_background_pool_can_be_the_executor_of_another() -> None:

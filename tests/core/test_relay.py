@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -306,3 +307,41 @@ def test_an_executor_not_owned_is_left_open(threads: ThreadPoolExecutor) -> None
     assert threads.submit(operator.mul, 6, 7).result(timeout=WAIT) == 42
     with pytest.raises(TypeError, match="own_executor must be True or False"):
         Background(name="ex-bad", executor=threads, own_executor=1)  # type: ignore[arg-type]
+
+
+def test_a_submission_the_executor_refuses_leaves_no_id_to_reuse() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class Refusing(ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            if fn is max:
+                entered.set()
+                release.wait(WAIT)
+                raise RuntimeError("executor refused")
+            return super().submit(fn, *args, **kwargs)
+
+    with Refusing(2) as threads, Background(name="ids", executor=threads) as bg:
+        refused: list[BaseException] = []
+
+        def submit_refused() -> None:
+            try:
+                bg.submit(max, 1, 2)
+            except RuntimeError as error:
+                refused.append(error)
+
+        thread = threading.Thread(target=submit_refused)
+        thread.start()
+        assert entered.wait(WAIT)
+        gate = threading.Event()
+        waiting = bg.submit(gate.wait, WAIT)  # admitted while the first one is being sent
+        release.set()
+        thread.join(WAIT)
+        after = bg.submit(abs, -1)
+        ids = [task.id for task in bg.drain(0).unfinished]
+        assert len(ids) == len(set(ids))  # no two tasks share an id
+        gate.set()
+        assert waiting.result(timeout=WAIT) is True
+        assert after.result(timeout=WAIT) == 1
+        assert len(refused) == 1
+        stats = bg.stats()
+    assert (stats.submitted, stats.succeeded, stats.rejected) == (2, 2, 1)

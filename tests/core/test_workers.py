@@ -15,6 +15,7 @@ from background_core import (
 )
 from tests.helpers import (
     WAIT,
+    Gate,
     noop,
     pool_threads,
     start_thread,
@@ -143,3 +144,37 @@ def test_resize_refuses_bad_values(pool: Background, value: Any, error: type[Exc
     with pytest.raises(error, match="workers"):
         pool.workers = value
     assert pool.workers == 2
+
+
+def test_a_shrink_under_load_then_a_shutdown_without_wait_runs_every_queued_task() -> None:
+    pool = Background(2, name="shrink-stop")
+    ran: list[int] = []
+    with Gate() as first, Gate() as second:
+        pool.submit(first)
+        pool.submit(second)
+        assert first.started.wait(WAIT)
+        assert second.started.wait(WAIT)
+        pool.workers = 1  # both busy: the call to retire waits in the queue
+        futures = [pool.submit(ran.append, i) for i in range(5)]
+        pool.shutdown(wait=False)
+    concurrent.futures.wait(futures, timeout=WAIT)
+    assert ran == [0, 1, 2, 3, 4]
+    assert wait_for_thread_count("shrink-stop", 0) == []
+
+
+def test_a_shrink_then_a_grow_leaves_every_worker_to_the_end() -> None:
+    pool = Background(2, name="shrink-grow")
+    with Gate() as first, Gate() as second:
+        pool.submit(first)
+        pool.submit(second)
+        assert first.started.wait(WAIT)
+        assert second.started.wait(WAIT)
+        pool.workers = 1
+        pool.workers = 2  # the retirement is called off; its call stays in the queue
+    assert pool.drain(WAIT).finished
+    with Gate() as a, Gate() as b:
+        pool.submit(a)
+        pool.submit(b)
+        assert a.started.wait(WAIT)  # two workers still there
+        assert b.started.wait(WAIT)
+    pool.shutdown()
