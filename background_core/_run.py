@@ -65,9 +65,10 @@ class Runner:
                     self.broken_by = error
             if first:
                 logger.critical(
-                    "the initializer of pool %r raised in a worker thread: the pool is broken; "
+                    "the initializer of pool %r raised in thread %r: the pool is broken; "
                     "tasks that had not started fail with BrokenPool, and so do new submissions",
                     self.pool_name,
+                    threading.current_thread().name,
                     exc_info=(type(error), error, error.__traceback__),
                 )
             return False
