@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import Context
 from typing import Any
 
-from ._future import TaskFuture, Work
+from ._context import Captured
+from ._future import TaskFuture
 from ._run import Runner
 
 
@@ -45,7 +48,7 @@ class LoopThread:
     def _serve(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(ready.set)
-        self.loop.call_soon(self._runner.initialize)
+        self.loop.call_soon(self._runner.setup.initialize)
         try:
             self.loop.run_forever()
         finally:
@@ -56,6 +59,19 @@ class LoopThread:
     def submit(self, future: TaskFuture[Any]) -> None:
         """Queue `future`'s coroutine function to run on the loop. Thread-safe."""
         self.loop.call_soon_threadsafe(self._enqueue, future)
+
+    def adopt(
+        self,
+        future: TaskFuture[Any],
+        awaitable: Awaitable[object],
+        context: Context,
+        managers: Captured,
+    ) -> None:
+        """Await what a started sync task returned, then end the task. Thread-safe.
+
+        It started already: it runs at once, counted among the loop's running tasks.
+        """
+        self.loop.call_soon_threadsafe(self._start, future, lambda: awaitable, context, managers)
 
     def wake(self) -> None:
         """Start waiting tasks if the limit grew. Thread-safe."""
@@ -80,24 +96,36 @@ class LoopThread:
         runner, tally = self._runner, self._tally
         while self._waiting and self._running < self._limit():
             future = self._waiting.popleft()
-            broken = runner.broken_error()
+            broken = runner.setup.broken_error()
             if broken is not None:
                 runner.fail(future, broken, tally)
                 continue
             if not runner.begin(future, tally):
                 continue  # cancelled before it started
-            self._running += 1
-            work = future.take_work()
-            context = work[3]
-            task = context.run(self.loop.create_task, self._run(future, work))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            fn, args, kwargs, context, managers = future.take_work()
+            self._start(future, functools.partial(fn, *args, **kwargs), context, managers)
+            del fn, args, kwargs
         if self._stopping:
             self._stop_when_idle()
 
-    async def _run(self, future: TaskFuture[Any], work: Work) -> None:
+    def _start(
+        self,
+        future: TaskFuture[Any],
+        make: Callable[[], Awaitable[object]],
+        context: Context,
+        managers: Captured,
+    ) -> None:
+        self._running += 1
+        task = context.run(self.loop.create_task, self._run(future, make, managers))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self, future: TaskFuture[Any], make: Callable[[], Awaitable[object]], managers: Captured
+    ) -> None:
         try:
-            await self._runner.run_async(future, work, self._tally)
+            await self._runner.complete(future, make, managers, self._tally)
         finally:
+            del future, make, managers  # a traceback keeps this frame: not the task's future
             self._running -= 1
             self._pump()

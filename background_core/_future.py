@@ -31,6 +31,7 @@ from contextvars import Context
 from typing import Any, TypeVar
 
 from ._context import Captured
+from ._report import UnretrievedFailure
 
 R = TypeVar("R")
 
@@ -72,6 +73,7 @@ class TaskFuture(Future[R]):
         "submitted",
         "task_id",
         "task_name",
+        "unretrieved",
     )
 
     task_name: str
@@ -79,6 +81,7 @@ class TaskFuture(Future[R]):
     submitted: float  # time.monotonic() at submission
     started: float  # time.monotonic() when it started, 0.0 before
     sent_to: Future[Any] | None  # the user's executor's future, if the work went there
+    unretrieved: UnretrievedFailure | None  # a failure to log unless the caller gets it
     _fn: Callable[..., Any] | None
     _args: tuple[Any, ...]
     _kwargs: Mapping[str, Any]
@@ -121,6 +124,23 @@ class TaskFuture(Future[R]):
         self._kwargs = {}
         self._context = None
         self._managers = None
+
+    def result(self, timeout: float | None = None) -> R:
+        try:
+            return super().result(timeout)
+        finally:
+            self._retrieved()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        try:
+            return super().exception(timeout)
+        finally:
+            self._retrieved()
+
+    def _retrieved(self) -> None:
+        failure = self.unretrieved
+        if failure is not None:
+            failure.retrieved = True
 
     def start(self) -> bool:
         """Mark the future running; False if it was cancelled first (then nothing may run)."""
@@ -204,6 +224,7 @@ def new_future(  # noqa: PLR0917  (positional: once per submission, the hot path
     future.submitted = submitted
     future.started = 0.0
     future.sent_to = None
+    future.unretrieved = None
     future._fn = fn
     future._args = args
     future._kwargs = kwargs

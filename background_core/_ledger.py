@@ -163,12 +163,17 @@ class Ledger:
 
     # -- waiting -----------------------------------------------------------------------
 
-    def wait_for_room(self, max_queue: int, refused: Callable[[], bool]) -> None:
-        """Block until fewer than `max_queue` tasks wait, or `refused()`. Hold the lock."""
+    def wait_for_room(self, max_queue: int, refused: Callable[[], bool], deadline: float) -> bool:
+        """Block until fewer than `max_queue` tasks wait (True), or `refused()`, or until
+        `deadline` (monotonic) passed (False). Hold the lock."""
         self.blocked += 1
         try:
-            while self.queued() >= max_queue and not refused():
-                self._changed.wait(_RECHECK)
+            while self.queued() >= max_queue:
+                remaining = deadline - time.monotonic()
+                if refused() or remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, _RECHECK))
+            return True
         finally:
             self.blocked -= 1
 

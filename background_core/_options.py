@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import Any, Literal, TypedDict
 
 from ._context import Capturer
+from ._errors import QueueFull
 from ._report import TaskInfo
 
 OnFull = Literal["block", "raise", "caller_runs"]
@@ -28,15 +29,51 @@ FutureCallback = Callable[["Future[Any]"], object]
 
 ON_FULL: tuple[OnFull, ...] = ("block", "raise", "caller_runs")
 
+MAX_WORKERS = 1024
+"""The most worker threads a pool may have: each is a thread of this process."""
+
+BLOCK_TIMEOUT = 5.0
+"""Seconds a submission waits for room with ``on_full="block"`` by default: well under
+gunicorn's 30 s worker timeout, after which it would kill the worker that waits."""
+
 
 class PoolOptions(TypedDict, total=False):
-    """`Background`'s keyword options, for adapters that pass them through."""
+    """`Background`'s options, as adapters pass them through (``lifespan(**options)``).
+
+    Attributes:
+        workers: Worker threads; None means the CPUs this process may use.
+        name: Names the pool in threads, logs, reports and errors.
+        max_queue: Most tasks waiting to start; None means no bound.
+        on_full: With `max_queue` reached: "block" waits, "raise" raises `QueueFull`,
+            "caller_runs" runs the task in the submitting thread.
+        drain_timeout: Seconds `shutdown()`, exit and SIGTERM wait for tasks in flight.
+        block_timeout: Seconds a submission waits for room with ``on_full="block"``
+            before `QueueFull`.
+        executor: Send tasks to this executor (a process pool, say) instead of the
+            pool's threads; the pool still tracks and drains them.
+        own_executor: Shut `executor` down (without waiting) once the pool has shut down,
+            for an executor made for this pool; by default it is left to its owner.
+        eager: Run each task inline at submission (for tests).
+        on_error: Called with a failed task's exception and `TaskInfo`; the default logs
+            it at ERROR on logger "background".
+        initializer: Called with `initargs` once in each worker thread (and in the event
+            loop's thread) before it runs a task; if it raises, the pool is broken
+            (`BrokenPool`), as the stdlib's is.
+        initargs: The arguments of `initializer`.
+        capturer: Like `add_context_capturer`, for this pool's submissions only; called
+            after the global capturers (an adapter supplies its app's context with it).
+        exclude_contextvars: Context variables that do not travel with this pool's tasks
+            (an adapter keeps its framework's per-request state out of them).
+        queue_full_error: The `QueueFull` subclass refusals raise (an adapter's is also
+            its framework's HTTP 503 error).
+    """
 
     workers: int | None
     name: str
     max_queue: int | None
     on_full: OnFull
     drain_timeout: float
+    block_timeout: float
     executor: Executor | None
     own_executor: bool
     eager: bool
@@ -45,6 +82,7 @@ class PoolOptions(TypedDict, total=False):
     initargs: tuple[Any, ...]
     capturer: Capturer | None
     exclude_contextvars: Collection[ContextVar[Any]]
+    queue_full_error: type[QueueFull]
 
 
 def usable_cpus() -> int:
@@ -57,12 +95,24 @@ def usable_cpus() -> int:
 
 
 def check_workers(workers: object, what: str = "workers") -> int:
-    """Return `workers` if it is a positive int; raise TypeError or ValueError otherwise."""
-    if isinstance(workers, bool) or not isinstance(workers, int):
-        raise TypeError(f"{what} must be a positive int, got {type(workers).__name__}")
-    if workers < 1:
-        raise ValueError(f"{what} must be at least 1, got {workers}")
+    """Return `workers` if it is an int from 1 to `MAX_WORKERS`; raise TypeError or
+    ValueError otherwise."""
+    check_count(workers, what)
+    assert isinstance(workers, int)
+    if workers > MAX_WORKERS:
+        raise ValueError(
+            f"{what} must be at most {MAX_WORKERS}, got {workers}: each worker is a thread "
+            "of this process. Beyond that, split the work across pools, or use executor=."
+        )
     return workers
+
+
+def check_count(value: object, what: str) -> None:
+    """Raise TypeError or ValueError unless `value` is a positive int."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be a positive int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{what} must be at least 1, got {value}")
 
 
 def check_seconds(value: object, what: str) -> float:
@@ -92,9 +142,14 @@ def _check_name(value: object, what: str) -> None:
         raise TypeError(f"{what} must be a non-empty str, got {type(value).__name__}")
 
 
-def _check_count(value: object, what: str) -> None:
+def _check_workers(value: object, what: str) -> None:
     if value is not None:
         check_workers(value, what)
+
+
+def _check_max_queue(value: object, what: str) -> None:
+    if value is not None:
+        check_count(value, what)
 
 
 def _check_on_full(value: object, what: str) -> None:
@@ -126,12 +181,19 @@ def _check_excluded(value: object, what: str) -> None:
             )
 
 
+def _check_queue_full_error(value: object, what: str) -> None:
+    if not (isinstance(value, type) and issubclass(value, QueueFull)):
+        shown = value.__name__ if isinstance(value, type) else type(value).__name__
+        raise TypeError(f"{what} must be QueueFull or a subclass of it, got {shown}")
+
+
 _CHECKS: dict[str, Callable[[object, str], object]] = {
     "name": _check_name,
-    "workers": _check_count,
-    "max_queue": _check_count,
+    "workers": _check_workers,
+    "max_queue": _check_max_queue,
     "on_full": _check_on_full,
     "drain_timeout": check_seconds,
+    "block_timeout": check_seconds,
     "eager": _check_flag,
     "own_executor": _check_flag,
     "executor": _check_executor,
@@ -140,6 +202,7 @@ _CHECKS: dict[str, Callable[[object, str], object]] = {
     "initargs": _check_initargs,
     "capturer": _check_callable,
     "exclude_contextvars": _check_excluded,
+    "queue_full_error": _check_queue_full_error,
 }
 
 

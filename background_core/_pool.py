@@ -21,11 +21,12 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from ._backpressure import Backpressure
 from ._context import Capturer, capture, copy_without
-from ._errors import PoolClosed
+from ._errors import PoolClosed, QueueFull
 from ._future import SENDING, TaskFuture, new_future
 from ._ledger import Ledger
 from ._map import map_in_order
 from ._options import (
+    BLOCK_TIMEOUT,
     ErrorHook,
     FutureCallback,
     OnFull,
@@ -37,7 +38,8 @@ from ._options import (
 )
 from ._report import DrainReport, Stats, TaskInfo, log_unfinished, task_name
 from ._run import Runner
-from ._task import TaskMaker, is_coroutine_function
+from ._setup import WorkerSetup
+from ._task import TaskMaker, runs_async
 from ._workers import Workers
 
 P = ParamSpec("P")
@@ -57,28 +59,7 @@ class Background(ThreadPoolExecutor):
     deadline, reports by name, `stats`, a bounded queue, context capture, ``async def``
     tasks, a reset after ``fork()``, and relaying to another executor.
 
-    Args:
-        workers: Worker threads; None means the CPUs this process may use.
-        name: Names the pool in threads, logs, reports and errors.
-        max_queue: Most tasks waiting to start; None means no bound.
-        on_full: With `max_queue` reached: "block" waits, "raise" raises `QueueFull`,
-            "caller_runs" runs the task in the submitting thread.
-        drain_timeout: Seconds `shutdown()`, exit and SIGTERM wait for tasks in flight.
-        executor: Send tasks to this executor (a process pool, say) instead of the
-            pool's threads; the pool still tracks and drains them.
-        own_executor: Shut `executor` down (without waiting) once the pool has shut down,
-            for an executor made for this pool; by default it is left to its owner.
-        eager: Run each task inline at submission (for tests).
-        on_error: Called with a failed task's exception and `TaskInfo`; the default logs
-            it at ERROR on logger "background".
-        initializer: Called with `initargs` once in each worker thread (and in the event
-            loop's thread) before it runs a task; if it raises, the pool is broken
-            (`BrokenPool`), as the stdlib's is.
-        initargs: The arguments of `initializer`.
-        capturer: Like `add_context_capturer`, for this pool's submissions only; called
-            after the global capturers (an adapter supplies its app's context with it).
-        exclude_contextvars: Context variables that do not travel with this pool's tasks
-            (an adapter keeps its framework's per-request state out of them).
+    Its options, keyword-only but `workers`, are documented with `PoolOptions`.
 
     Thread-safe; usable from a forked child (it starts afresh there). Workers start on
     the first submission or `start()`. A pool that nobody references any more once its
@@ -94,6 +75,7 @@ class Background(ThreadPoolExecutor):
         max_queue: int | None = None,
         on_full: OnFull = "block",
         drain_timeout: float = 30.0,
+        block_timeout: float = BLOCK_TIMEOUT,
         executor: Executor | None = None,
         own_executor: bool = False,
         eager: bool = False,
@@ -102,6 +84,7 @@ class Background(ThreadPoolExecutor):
         initargs: tuple[Any, ...] = (),
         capturer: Capturer | None = None,
         exclude_contextvars: Collection[ContextVar[Any]] = (),
+        queue_full_error: type[QueueFull] = QueueFull,
     ) -> None:
         check_options(
             {
@@ -110,6 +93,7 @@ class Background(ThreadPoolExecutor):
                 "max_queue": max_queue,
                 "on_full": on_full,
                 "drain_timeout": drain_timeout,
+                "block_timeout": block_timeout,
                 "executor": executor,
                 "own_executor": own_executor,
                 "eager": eager,
@@ -118,17 +102,19 @@ class Background(ThreadPoolExecutor):
                 "initargs": initargs,
                 "capturer": capturer,
                 "exclude_contextvars": exclude_contextvars,
+                "queue_full_error": queue_full_error,
             }
         )
         self._name = name
-        self._backpressure = Backpressure(name, max_queue, on_full)
+        self._backpressure = Backpressure(
+            name, max_queue, on_full, float(block_timeout), queue_full_error
+        )
         self._drain_timeout = float(drain_timeout)
         self._executor = executor
         self._own_executor = own_executor and executor is not None
         self._eager = eager
         self._on_error = on_error
-        # Not `_initializer`/`_initargs`: ThreadPoolExecutor's own attributes have those names.
-        self._worker_setup = (initializer, initargs)
+        self._setup = WorkerSetup(name, initializer, initargs)
         self._capturer = capturer
         self._excluded = frozenset(exclude_contextvars)
         self._callbacks: tuple[FutureCallback, ...] = ()
@@ -142,7 +128,7 @@ class Background(ThreadPoolExecutor):
         """Fresh runtime state: at creation, and in a forked child (keeping the options)."""
         self._ledger = Ledger()
         self._lock = self._ledger.lock
-        self._runner = Runner(self._name, self._ledger, self._on_error, *self._worker_setup)
+        self._runner = Runner(self._name, self._ledger, self._on_error, self._setup)
         self._runner.callbacks = self._callbacks
         self._workers = Workers(self._name, self._runner, workers)
         # A pool collected while idle stops its threads (and an executor it owns); this
@@ -228,6 +214,8 @@ class Background(ThreadPoolExecutor):
 
         `is_async` says whether `fn` returns a coroutine; None finds out.
         """
+        if is_async is None:
+            is_async = runs_async(fn)  # raises TypeError for a generator function
         if self._closed:  # before the capturers, whose errors would hide this one
             self._refuse()
         context = copy_without(self._excluded) if self._excluded else copy_context()
@@ -238,11 +226,9 @@ class Background(ThreadPoolExecutor):
                 self._ledger.rejected += 1  # a capturer raised: the caller gets its error
             raise
         future = new_future(name, fn, args, kwargs, context, managers, time.monotonic())
-        if is_async is None:
-            is_async = is_coroutine_function(fn)
         ledger, runner = self._ledger, self._runner
         with self._lock:
-            if self._closed or runner.broken_by is not None:
+            if self._closed or self._setup.broken_by is not None:
                 self._refuse()
             bound = self._backpressure.max_queue
             inline = self._eager or (
@@ -300,13 +286,13 @@ class Background(ThreadPoolExecutor):
         return inline
 
     def _refusing(self) -> bool:
-        return self._closed or self._runner.broken_by is not None
+        return self._closed or self._setup.broken_by is not None
 
     def _refuse(self) -> None:
         """Count a refused submission and raise why: closed, or broken."""
         with self._lock:
             self._ledger.rejected += 1
-        broken = self._runner.broken_error()
+        broken = self._setup.broken_error()
         if broken is not None and not self._closed:
             raise broken
         raise PoolClosed(
@@ -320,8 +306,10 @@ class Background(ThreadPoolExecutor):
                 self._runner.run_eager(future)
             else:  # caller_runs, or one of the pool's own threads on a full queue
                 self._runner.run(future, None)
-        elif not self._workers.owns(threading.current_thread()):
-            future.exception()  # wait without raising; waiting on the loop would block it
+        if not future.done() and not self._workers.owns(threading.current_thread()):
+            # It runs on the pool's loop (async, or an awaitable a sync task returned):
+            # wait without raising, but never from the loop's own thread.
+            future.exception()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -382,6 +370,8 @@ class Background(ThreadPoolExecutor):
         if first:
             _pools.discard(self)
             self._abandoned.detach()  # done here
+            with self._lock:
+                self._backpressure.log_refusals()
             self._shut_own_executor()
             log_unfinished(report)
         return report

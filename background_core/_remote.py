@@ -47,7 +47,7 @@ def remote_call(
         fn = fn.__func__
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
-    shown = qualname or repr(fn)
+    shown = repr(qualname) if qualname else f"a {type(fn).__name__} object"  # never its repr
     if not isinstance(module, str) or not isinstance(qualname, str):
         raise TaskNotImportable(f"{shown} has no import path: {_MOVE}.")
     if "<locals>" in qualname or "<lambda>" in qualname:

@@ -6,7 +6,9 @@ Reports and logs name tasks and give their ids; they never hold or print argumen
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -80,6 +82,17 @@ class DrainReport:
         """True when no task was left unfinished."""
         return not self.unfinished
 
+    def summary(self, named: int = 5) -> str:
+        """The unfinished tasks in one line: how many, and the first `named` by name."""
+        tasks = self.unfinished
+        running = sum(task.state == "running" for task in tasks)
+        shown = ", ".join(str(task) for task in tasks[:named])
+        more = f", and {len(tasks) - named} more" if len(tasks) > named else ""
+        return (
+            f"{len(tasks)} task{'' if len(tasks) == 1 else 's'} unfinished ({running} running, "
+            f"{len(tasks) - running} not started): {shown}{more}"
+        )
+
 
 logger = logging.getLogger("background")
 
@@ -101,21 +114,60 @@ def log_failure(error: BaseException, task: TaskInfo, pool: str) -> None:
     )
 
 
+class UnretrievedFailure:
+    """A failed task's log line, written only if nobody retrieves the failure.
+
+    Held by the future (as asyncio's futures hold their "exception was never retrieved"):
+    ``result()`` or ``exception()`` marks it retrieved, and the caller handles the error;
+    otherwise it is logged once, when the future is freed (for a task fired and forgotten,
+    as soon as it failed).
+    """
+
+    __slots__ = ("error", "pool", "retrieved", "task")
+
+    def __init__(self, error: BaseException, task: TaskInfo, pool: str) -> None:
+        self.error = error
+        self.task = task
+        self.pool = pool
+        self.retrieved = False
+
+    def __del__(self) -> None:
+        if not self.retrieved:
+            with contextlib.suppress(Exception):  # at interpreter exit logging may be gone
+                log_failure(self.error, self.task, self.pool)
+
+
 def log_unfinished(report: DrainReport) -> None:
-    """One WARNING for each task a shutdown left behind, by name and id."""
-    for task in report.unfinished:
-        if task.state == "queued":
-            logger.warning(
-                "pool %r shut down before task %r (id %d) started; it was cancelled",
-                report.pool,
-                task.name,
-                task.id,
-            )
-        else:
-            logger.warning(
-                "pool %r shut down with task %r (id %d) unfinished: running, submitted %.1fs ago",
-                report.pool,
-                task.name,
-                task.id,
-                task.age,
-            )
+    """One WARNING for the tasks a shutdown left behind (the report lists them all)."""
+    if report.unfinished:
+        logger.warning(
+            "pool %r shut down with %s; those not started were cancelled",
+            report.pool,
+            report.summary(),
+            extra={"pool": report.pool, "unfinished": len(report.unfinished)},
+        )
+
+
+class UntilConfigured(logging.StreamHandler):  # type: ignore[type-arg]
+    """Shows the library's records on stderr, with time, level and logger name, while
+    nothing else would: no handler on the root logger nor on ours.
+
+    Servers (gunicorn, uvicorn) configure loggers of their own, not the root one, so
+    Python's last-resort handler would print our warnings bare. Once the app configures
+    logging, this handler stays silent and the records go where the app sends them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(
+            logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+        )
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if logging.getLogger().handlers or any(h is not self for h in logger.handlers):
+            return False
+        self.stream = sys.stderr  # as the last-resort handler: whatever stderr is now
+        return super().handle(record)
+
+
+logger.addHandler(UntilConfigured())

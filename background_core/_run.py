@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
-import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, Future
+from contextvars import Context
 from typing import Any
 
-from ._context import call_within, each
-from ._errors import BrokenPool
-from ._future import TaskFuture, Work
+from ._context import Captured, call_within, each
+from ._future import TaskFuture
 from ._ledger import Ledger, Tally, info
 from ._options import ErrorHook, FutureCallback
-from ._report import log_failure, task_name
+from ._report import UnretrievedFailure, log_failure, task_name
+from ._setup import WorkerSetup
 
 logger = logging.getLogger("background")
+
+Awaiter = Callable[[TaskFuture[Any], Awaitable[object], Context, Captured], None]
 
 
 class Runner:
@@ -36,55 +40,15 @@ class Runner:
         pool_name: str,
         ledger: Ledger,
         on_error: ErrorHook | None,
-        initializer: Callable[..., object] | None = None,
-        initargs: tuple[Any, ...] = (),
+        setup: WorkerSetup,
     ) -> None:
         self.pool_name = pool_name
         self.ledger = ledger
         self.on_error = on_error
         self.callbacks: tuple[FutureCallback, ...] = ()  # replaced whole: read without a lock
-        self._initializer = initializer
-        self._initargs = initargs
-        self._eager_ready = initializer is None  # see run_eager()
-        self._eager_lock = threading.Lock()
-        self.broken_by: BaseException | None = None
-        """What the initializer raised, once the pool is broken."""
-
-    # -- the initializer and a broken pool -------------------------------------------
-
-    def initialize(self) -> bool:
-        """Run the pool's initializer in this thread; False if it raised (the pool broke)."""
-        if self._initializer is None:
-            return True
-        try:
-            self._initializer(*self._initargs)
-        except BaseException as error:
-            with self.ledger.lock:
-                first = self.broken_by is None
-                if first:
-                    self.broken_by = error
-            if first:
-                logger.critical(
-                    "the initializer of pool %r raised in thread %r: the pool is broken; "
-                    "tasks that had not started fail with BrokenPool, and so do new submissions",
-                    self.pool_name,
-                    threading.current_thread().name,
-                    exc_info=(type(error), error, error.__traceback__),
-                )
-            return False
-        return True
-
-    def broken_error(self) -> BrokenPool | None:
-        """A fresh `BrokenPool` to fail a task with, or None while the pool is healthy."""
-        cause = self.broken_by
-        if cause is None:
-            return None
-        error = BrokenPool(
-            f"pool {self.pool_name!r} is broken: a worker's initializer raised "
-            f"{type(cause).__name__}. Fix the initializer and create a new pool."
-        )
-        error.__cause__ = cause
-        return error
+        self.awaiter: Awaiter | None = None
+        """Takes an awaitable a sync task returned to the pool's loop (set by `Workers`)."""
+        self.setup = setup
 
     # -- the three steps -------------------------------------------------------------
 
@@ -101,40 +65,40 @@ class Runner:
         return True
 
     def run(self, future: TaskFuture[Any], tally: Tally | None) -> None:
-        """Run a sync task here and now, if it was not cancelled: all three steps."""
+        """Run a sync task here and now, if it was not cancelled: all three steps.
+
+        A call that returns an awaitable (a decorator that hides ``async def``, say) is
+        not done: the awaitable goes to the pool's event loop (`awaiter`), which ends it.
+        """
         if not self.begin(future, tally):
             return
         fn, args, kwargs, context, managers = future.take_work()
-        result: object = None
-        error: BaseException | None = None
-        try:
-            if managers is None:
-                result = context.run(fn, *args, **kwargs)
-            else:
-                result = context.run(call_within, managers, functools.partial(fn, *args, **kwargs))
-        except BaseException as exc:  # the future carries every failure
-            error = exc
-        del fn, args, kwargs, context, managers
+        result, error = _call(fn, args, kwargs, context, managers)
+        del fn, args, kwargs
+        if result is not None and inspect.isawaitable(result) and self.awaiter is not None:
+            self.awaiter(future, result, context, managers)
+            return
+        del context, managers
         self.end(future, result, error, tally)
+        # A traceback keeps this frame (its callers' too): it must not keep the future.
+        del future, result, error
 
-    async def run_async(self, future: TaskFuture[Any], work: Work, tally: Tally) -> None:
-        """Run a started coroutine task: await it inside its managers, then `end`.
+    async def complete(
+        self,
+        future: TaskFuture[Any],
+        make: Callable[[], Awaitable[object]],
+        managers: Captured,
+        tally: Tally,
+    ) -> None:
+        """Await what `make()` returns inside the captured managers, then `end`.
 
-        The loop's task that runs this was created inside the work's context.
+        On the pool's event loop, in a loop task made inside the task's context: for an
+        ``async def`` task (`make` calls it) and an awaitable a sync task returned.
         """
-        fn, args, kwargs, _, managers = work
-        del work
-        result: object = None
-        error: BaseException | None = None
-        try:
-            with contextlib.ExitStack() as stack:
-                for manager in each(managers):
-                    stack.enter_context(manager)
-                result = await fn(*args, **kwargs)
-        except BaseException as exc:  # the future carries every failure
-            error = exc
-        del fn, args, kwargs, managers
+        result, error = await _await(make, managers)
+        del make, managers
         self.end(future, result, error, tally)
+        del future, result, error  # see run()
 
     def end(
         self,
@@ -145,16 +109,23 @@ class Runner:
     ) -> None:
         """Resolve `future`, report a failure, run the callbacks, then count it as done.
 
-        Counting comes last, so a finished drain means failures were logged and
-        callbacks ran. Nothing a callback raises, `SystemExit` included, escapes.
+        Counting comes last, so a finished drain means `on_error` hooks and callbacks
+        ran. Without a hook, a failure is logged once unless somebody retrieves it from
+        the future (see `UnretrievedFailure`). Nothing a callback raises, `SystemExit`
+        included, escapes.
         """
         try:
+            if error is not None and self.on_error is None:
+                # Before the future resolves, so a waiter it wakes can mark it retrieved.
+                future.unretrieved = UnretrievedFailure(
+                    error, info(future, time.monotonic()), self.pool_name
+                )
             try:
                 future.finish(result, error)  # runs the future's done-callbacks
             except BaseException:
                 logger.exception("a done-callback of task %s raised", self._label(future))
-            if error is not None:
-                self._report_failure(future, error)
+            if error is not None and self.on_error is not None:
+                self._report_failure(future, error, self.on_error)
             for callback in self.callbacks:
                 try:
                     callback(future)
@@ -170,17 +141,10 @@ class Runner:
                 record(future, tally)
 
     def run_eager(self, future: TaskFuture[Any]) -> None:
-        """Run a sync task of an eager pool in the submitting thread.
-
-        An eager pool has no worker threads: the first submitting thread runs the
-        initializer, once, and a pool broken by it fails its tasks instead.
-        """
-        if not self._eager_ready:
-            with self._eager_lock:  # not the pool's: the initializer may take its time
-                if not self._eager_ready:
-                    self.initialize()
-                    self._eager_ready = True
-        broken = self.broken_error()
+        """Run a sync task of an eager pool in the submitting thread (the first one runs
+        the initializer); a pool broken by it fails its tasks instead."""
+        self.setup.initialize_once()
+        broken = self.setup.broken_error()
         if broken is None:
             self.run(future, None)
         else:
@@ -210,9 +174,13 @@ class Runner:
         finally:
             del fn, args, kwargs
         future.sent_to = sent
-        sent.add_done_callback(functools.partial(self._relay, future))
+        # Weakly: `sent` keeps its callbacks, and `future` keeps `sent`.
+        sent.add_done_callback(functools.partial(self._relay, weakref.ref(future)))
 
-    def _relay(self, future: TaskFuture[Any], sent: Future[Any]) -> None:
+    def _relay(self, task: weakref.ref[TaskFuture[Any]], sent: Future[Any]) -> None:
+        future = task()
+        if future is None:  # cannot be while it is in flight: the ledger holds it
+            return
         if sent.cancelled():  # by the executor's shutdown(cancel_futures=True), or by us
             future.cancel_and_notify()
             self._record(self.ledger.cancelled, future, None)
@@ -221,6 +189,7 @@ class Runner:
             return
         error = sent.exception()
         self.end(future, None if error is not None else sent.result(), error, None)
+        del future, error  # see run()
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -240,13 +209,47 @@ class Runner:
     def _label(self, future: TaskFuture[Any]) -> str:
         return f"{future.task_name!r} (id {future.task_id}) in pool {self.pool_name!r}"
 
-    def _report_failure(self, future: TaskFuture[Any], error: BaseException) -> None:
+    def _report_failure(
+        self, future: TaskFuture[Any], error: BaseException, on_error: ErrorHook
+    ) -> None:
         task = info(future, time.monotonic())
         try:
-            if self.on_error is None:
-                log_failure(error, task, self.pool_name)
-            else:
-                self.on_error(error, task)
+            on_error(error, task)
         except BaseException:
             logger.exception("on_error hook of pool %r raised", self.pool_name)
             log_failure(error, task, self.pool_name)
+
+
+def _call(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    context: Context,
+    managers: Captured,
+) -> tuple[object, BaseException | None]:
+    """Call the task's function in its context: its result, or what it raised.
+
+    A frame of its own, which holds no future: a traceback keeps its frames alive, and
+    a failed future must be freed as soon as nobody holds it (see `UnretrievedFailure`).
+    """
+    try:
+        if managers is None:
+            return context.run(fn, *args, **kwargs), None
+        return context.run(call_within, managers, functools.partial(fn, *args, **kwargs)), None
+    except BaseException as error:  # the future carries every failure
+        del fn, args, kwargs, context, managers
+        return None, error
+
+
+async def _await(
+    make: Callable[[], Awaitable[object]], managers: Captured
+) -> tuple[object, BaseException | None]:
+    """`_call` for a coroutine task: await it inside the captured managers."""
+    try:
+        with contextlib.ExitStack() as stack:
+            for manager in each(managers):
+                stack.enter_context(manager)
+            return await make(), None
+    except BaseException as error:  # the future carries every failure
+        del make, managers
+        return None, error

@@ -21,15 +21,42 @@ R = TypeVar("R")
 S = TypeVar("S")
 
 
-def is_coroutine_function(fn: Callable[..., object]) -> bool:
-    """`inspect.iscoroutinefunction`, with a fast path for the common case.
+_GENERATOR = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
+
+def runs_async(fn: Callable[..., object]) -> bool:
+    """True if a call of `fn` makes a coroutine to await on the pool's loop: an ``async
+    def`` function or method, an object whose ``__call__`` is one, a partial of those.
 
     A plain function with no attributes of its own can carry no coroutine mark, so its
-    code's flags say it all (about 200 ns less per submission, measured).
+    code's flags say it all: a fast path (about 200 ns less per submission, measured).
+
+    Raises:
+        TypeError: `fn` is a generator function (sync or async): a call only makes a
+            generator, so its body would never run.
     """
     if type(fn) is FunctionType and not fn.__dict__:
-        return bool(fn.__code__.co_flags & CO_COROUTINE)
-    return inspect.iscoroutinefunction(fn)
+        flags = fn.__code__.co_flags
+        if flags & _GENERATOR:
+            raise _not_runnable(fn, bool(flags & inspect.CO_ASYNC_GENERATOR))
+        return bool(flags & CO_COROUTINE)
+    call: Callable[..., object] = fn
+    if not isinstance(fn, (FunctionType, types.MethodType, functools.partial, type)):
+        call = type(fn).__call__  # a callable object: what its calls run
+    for kind in (fn, call):
+        if inspect.isgeneratorfunction(kind) or inspect.isasyncgenfunction(kind):
+            raise _not_runnable(fn, inspect.isasyncgenfunction(kind))
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+
+
+def _not_runnable(fn: Callable[..., object], is_async: bool) -> TypeError:
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    kind = "an async generator" if is_async else "a generator"
+    return TypeError(
+        f"task {name!r} is {kind} function: a call only creates a generator, and its body "
+        "would never run. Submit a function that does the work (it may consume the "
+        "generator)."
+    )
 
 
 class TaskPool(Protocol):
@@ -68,15 +95,21 @@ class Task(Generic[P, R]):
         pool: Callable[[], TaskPool],
         name: str | None = None,
     ) -> None:
-        if not callable(fn):
+        # Under @staticmethod or @classmethod: what to bind the function to on access.
+        self._binding: str | None = None
+        plain: Any = fn
+        if isinstance(fn, (staticmethod, classmethod)):
+            self._binding = "class" if isinstance(fn, classmethod) else "static"
+            plain = fn.__func__
+        if not callable(plain):
             raise TypeError(f"@task decorates functions and methods; got {type(fn).__name__}")
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"task name must be a non-empty str, got {type(name).__name__}")
-        functools.update_wrapper(self, fn)
-        self._fn: Callable[..., Any] = fn
+        functools.update_wrapper(self, plain)
+        self._fn: Callable[..., Any] = plain
         self._pool = pool
-        self._is_async = is_coroutine_function(fn)
-        self.name = name or getattr(fn, "__qualname__", None) or type(fn).__name__
+        self._is_async = runs_async(plain)
+        self.name = name or getattr(plain, "__qualname__", None) or type(plain).__name__
 
     @property
     def function(self) -> Callable[..., Any]:
@@ -94,11 +127,14 @@ class Task(Generic[P, R]):
         self: Task[Concatenate[S, P2], R], instance: S, owner: type[Any] | None = None
     ) -> Task[P2, R]: ...
     def __get__(self, instance: object, owner: type[Any] | None = None) -> Task[Any, R]:
-        if instance is None:
+        if self._binding == "static" or (instance is None and self._binding is None):
             return self
+        target = instance
+        if self._binding == "class":
+            target = owner if owner is not None else type(instance)
         bound: Task[Any, R] = object.__new__(type(self))
         bound.__dict__.update(self.__dict__)
-        bound._fn = types.MethodType(self._fn, instance)
+        bound._fn = types.MethodType(self._fn, target)
         return bound
 
     def __repr__(self) -> str:
@@ -148,5 +184,6 @@ class TaskMaker:
         return self._make(fn, name=name)
 
     def _make(self, fn: Callable[..., Any], *, name: str | None) -> Task[..., Any]:
-        cls = AsyncTask if is_coroutine_function(fn) else Task
+        plain = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
+        cls = AsyncTask if runs_async(plain) else Task
         return cls(fn, pool=self._pool, name=name)

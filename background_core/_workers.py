@@ -14,15 +14,21 @@ nobody references any more can be collected, and then stops its workers.
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 import time
+from collections.abc import Awaitable
+from contextvars import Context
 from queue import Empty, SimpleQueue
 from typing import Any
 
 from ._aio import LoopThread
+from ._context import Captured
 from ._future import TaskFuture
 from ._ledger import Tally
 from ._run import Runner
+
+logger = logging.getLogger("background")
 
 
 class Stop(enum.Enum):
@@ -54,13 +60,13 @@ class Workers:
         self._stopping = False
         self.started = False
         """True once `start` made a thread (a plain attribute: read at each submission)."""
+        runner.awaiter = self._await_on_loop
 
     def start(self) -> None:
         """Start `target` threads. Raises if none can (at interpreter shutdown, say)."""
         with self._lock:
             if not self.started and not self._stopping:
-                for _ in range(self.target):
-                    self._spawn()
+                self._grow(self.target)
 
     def loop(self) -> LoopThread:
         """The event-loop thread of coroutine tasks, made on first use."""
@@ -71,6 +77,15 @@ class Workers:
                 )
             return self._loop
 
+    def _await_on_loop(
+        self,
+        future: TaskFuture[Any],
+        awaitable: Awaitable[object],
+        context: Context,
+        managers: Captured,
+    ) -> None:
+        self.loop().adopt(future, awaitable, context, managers)
+
     def resize(self, count: int) -> None:
         """Grow or shrink to `count` threads; a retiring thread finishes its task first."""
         with self._lock:
@@ -80,8 +95,7 @@ class Workers:
                 if change > 0:
                     kept = min(change, self._retiring)  # cancel pending retirements first
                     self._retiring -= kept
-                    for _ in range(change - kept):
-                        self._spawn()
+                    self._grow(change - kept)
                 elif change < 0:
                     self._retiring -= change
                     for _ in range(-change):
@@ -125,6 +139,30 @@ class Workers:
 
     # -- the threads -----------------------------------------------------------------
 
+    def _grow(self, count: int) -> None:
+        """Start `count` more threads; if the OS refuses some, go on with fewer, truthfully.
+
+        Raises what starting a thread raised if the pool has none at all.
+        """
+        for started in range(count):
+            try:
+                self._spawn()
+            except RuntimeError as error:  # "can't start new thread"
+                alive = len(self._threads) - self._retiring
+                if not alive:
+                    raise
+                wanted, self.target = self.target, alive
+                logger.warning(
+                    "pool %r could start %d of %d more worker threads (%s): it goes on with %d",
+                    self._name,
+                    started,
+                    count,
+                    error,
+                    alive,
+                    extra={"pool": self._name, "workers": alive, "wanted": wanted},
+                )
+                return
+
     def _spawn(self) -> None:
         self._spawned += 1
         thread = threading.Thread(
@@ -137,7 +175,7 @@ class Workers:
     def _work(self) -> None:
         runner = self._runner
         tally = runner.ledger.new_tally()
-        if not runner.initialize():
+        if not runner.setup.initialize():
             self._fail_queued(tally)
             self._end(tally)
             return
@@ -181,7 +219,7 @@ class Workers:
             if item is None or isinstance(item, Stop):
                 signals.append(item)
                 continue
-            error = self._runner.broken_error()
+            error = self._runner.setup.broken_error()
             assert error is not None
             self._runner.fail(item, error, tally)
         for signal in signals:  # they were meant for other threads

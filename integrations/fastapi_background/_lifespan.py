@@ -149,13 +149,10 @@ def _stop(bg: Background, owned: bool) -> None:
         bg.shutdown()  # logs what did not finish
         return
     report = bg.drain()
-    for task in report.unfinished:
+    if report.unfinished:
         logger.warning(
-            "pool %r: task %r (id %d) did not finish by the end of the app's lifespan: "
-            "%s, submitted %.1fs ago",
+            "pool %r: %s, at the end of the app's lifespan (the pool stays open)",
             bg.name,
-            task.name,
-            task.id,
-            task.state,
-            task.age,
+            report.summary(),
+            extra={"pool": bg.name, "unfinished": len(report.unfinished)},
         )

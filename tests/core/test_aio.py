@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import logging
 import threading
 from concurrent.futures import Future
@@ -11,7 +12,7 @@ from concurrent.futures import Future
 import pytest
 
 from background_core import Background
-from tests.helpers import WAIT
+from tests.helpers import WAIT, wait_until
 
 trace_id: contextvars.ContextVar[str] = contextvars.ContextVar("trace_id", default="unset")
 
@@ -151,7 +152,7 @@ def test_growing_a_coroutine_only_pool_lets_more_coroutines_run() -> None:
         assert grow_while_coroutines_wait(bg, 2.0)
 
 
-def test_failing_coroutine_resolves_the_future_and_is_logged_once(
+def test_failing_coroutine_resolves_the_future(
     pool: Background, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def explode() -> None:
@@ -165,16 +166,32 @@ def test_failing_coroutine_resolves_the_future_and_is_logged_once(
         assert str(error) == "async boom"
         with pytest.raises(ValueError, match="async boom"):
             future.result(timeout=WAIT)
-        pool.drain(WAIT)  # the failure is logged before the drain sees the task finish
+        pool.drain(WAIT)
+        del future, error
+        gc.collect()
+    assert [r for r in caplog.records if r.name == "background"] == []  # retrieved
+    stats = pool.stats()
+    assert (stats.failed, stats.succeeded) == (1, 0)
+
+
+def test_a_failing_coroutine_nobody_awaits_is_logged_once(
+    pool: Background, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def explode() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("async boom")
+
+    with caplog.at_level(logging.ERROR, logger="background"):
+        pool.submit(explode)
+        wait_until(lambda: caplog.records, "the failure is logged")
+        pool.drain(WAIT)
     records = [r for r in caplog.records if r.name == "background"]
     assert len(records) == 1
     (record,) = records
     assert record.levelno == logging.ERROR
     assert "explode" in record.getMessage()
     assert record.exc_info is not None
-    assert record.exc_info[1] is error
-    stats = pool.stats()
-    assert (stats.failed, stats.succeeded) == (1, 0)
+    assert str(record.exc_info[1]) == "async boom"
 
 
 def test_failing_coroutine_reaches_on_error() -> None:

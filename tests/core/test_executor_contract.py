@@ -218,7 +218,7 @@ def test_the_exit_drain_bounds_a_shutdown_without_wait(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("main done")
     assert (tmp_path / "ran.txt").read_text().split() == ["0", "1", "2"]
-    assert "'Event.wait' (id 2) unfinished: running" in proc.stderr  # named, at the deadline
+    assert "1 task unfinished (1 running, 0 not started): 'Event.wait' (id 2" in proc.stderr
 
 
 def test_the_exit_drain_waits_for_a_shutdown_in_progress_in_another_thread(

@@ -321,13 +321,15 @@ def test_shutdown_cancel_pending_cancels_queued_tasks() -> None:
     assert wait_for_thread_count("cancel", 0) == []
 
 
-def test_shutdown_warns_of_each_unfinished_task(caplog: pytest.LogCaptureFixture) -> None:
+def test_shutdown_warns_once_naming_the_unfinished_tasks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING, logger="background")
     bg = Background(1, name="warn", drain_timeout=10)
     with Gate() as gate:
 
         @bg.task
-        def hang(password: str) -> str:
+        def hang(password: str) -> object:
             return gate(password)
 
         @bg.task(name="later")
@@ -336,19 +338,27 @@ def test_shutdown_warns_of_each_unfinished_task(caplog: pytest.LogCaptureFixture
 
         hang(SECRET)
         assert gate.started.wait(WAIT)
-        later(SECRET)
+        for _ in range(149):
+            later(SECRET)
         report = bg.shutdown(timeout=0.2)
-        assert [t.state for t in report.unfinished] == ["running", "queued"]
+        assert [t.state for t in report.unfinished[:2]] == ["running", "queued"]
+        assert len(report.unfinished) == 150  # the report has them all
     warnings = [
-        r for r in caplog.records if r.name == "background" and r.levelno == logging.WARNING
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "background" and r.levelno == logging.WARNING
     ]
-    assert len(warnings) == 2
-    first, second = (r.getMessage() for r in warnings)
-    assert "hang" in first
-    assert "id 1" in first
-    assert "'later'" in second
-    assert "id 2" in second
-    assert "'warn'" in first
+    assert len(warnings) == 1  # one line, not 150
+    (message,) = warnings
+    assert message.startswith(
+        "pool 'warn' shut down with 150 tasks unfinished (1 running, 149 not started): "
+    )
+    assert ".hang' (id 1, running" in message
+    assert "'later' (id 2, queued" in message
+    assert "'later' (id 5, queued" in message
+    assert "(id 6," not in message
+    assert "and 145 more" in message
+    assert message.endswith("those not started were cancelled")
     assert SECRET not in caplog.text
 
 

@@ -3,6 +3,8 @@ pool's callbacks; a worker survives anything a task or a hook raises."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import gc
 import logging
 import threading
 from concurrent.futures import Future
@@ -18,15 +20,17 @@ from tests.helpers import (
     SECRET,
     WAIT,
     error_records,
+    fail,
     noop,
     pool_threads,
     thread_name,
+    wait_until,
 )
 
 # -- failures ---------------------------------------------------------------------------
 
 
-def test_default_on_error_logs_one_error_without_arguments(
+def test_a_failure_nobody_retrieves_is_logged_once_without_arguments(
     pool: Background, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="background")
@@ -35,20 +39,51 @@ def test_default_on_error_logs_one_error_without_arguments(
     def explode(password: str) -> None:
         raise ValueError("boom")
 
-    future = explode(SECRET)
-    assert isinstance(future.exception(timeout=WAIT), ValueError)
-    assert pool.drain(timeout=WAIT).finished  # failures are logged before a drain ends
+    explode(SECRET)  # fired and forgotten: logged as soon as it failed
+    wait_until(lambda: error_records(caplog), "the failure is logged")
+    assert pool.drain(timeout=WAIT).finished
     records = error_records(caplog)
     assert len(records) == 1
     (record,) = records
     assert record.exc_info is not None
-    assert record.exc_info[1] is future.exception(timeout=0)
+    assert isinstance(record.exc_info[1], ValueError)
     message = record.getMessage()
     assert "explode" in message
     assert "id 1" in message
     assert "'test'" in message
     assert SECRET not in message
     assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("retrieve", ["exception", "result"])
+def test_a_failure_the_caller_retrieves_is_not_logged(
+    pool: Background, caplog: pytest.LogCaptureFixture, retrieve: str
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="background")
+    future = pool.submit(fail, "boom")
+    if retrieve == "exception":
+        assert isinstance(future.exception(timeout=WAIT), ValueError)
+    else:
+        with pytest.raises(ValueError, match="boom"):
+            future.result(timeout=WAIT)
+    assert pool.drain(timeout=WAIT).finished
+    del future
+    gc.collect()
+    assert error_records(caplog) == []  # the caller has it: no second traceback in the log
+    assert pool.stats().failed == 1
+
+
+def test_a_failure_held_but_never_retrieved_is_logged_when_the_future_goes(
+    pool: Background, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="background")
+    future = pool.submit(fail, "boom")
+    concurrent.futures.wait([future], timeout=WAIT)  # waiting is not retrieving
+    assert pool.drain(timeout=WAIT).finished
+    assert error_records(caplog) == []
+    del future
+    gc.collect()
+    assert len(error_records(caplog)) == 1
 
 
 def test_custom_on_error_receives_the_exception_and_task_info(

@@ -234,7 +234,7 @@ def test_shutdown_logs_what_did_not_finish(caplog: pytest.LogCaptureFixture) -> 
     warnings = [r.getMessage() for r in caplog.records if r.name == "background"]
     assert len(warnings) == 1
     assert "pool 'slow'" in warnings[0]
-    assert ".stuck' (id 1)" in warnings[0]
+    assert ".stuck' (id 1, running" in warnings[0]
     assert "hunter2" not in warnings[0]
 
 

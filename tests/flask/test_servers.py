@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_until
+
 from ..servers import harness
 from ..servers.harness import (
     BIN,
@@ -131,6 +133,8 @@ def test_gunicorn_preload_each_task_runs_once_in_the_worker_that_served_it(
     argv = gunicorn("--preload", "-k", "sync", "-w", "2", "--graceful-timeout", "20")
     with serving(tmp_path, argv, config) as server:
         master = server.proc.pid
+        # Both workers must be up, or one alone may answer every request on a busy machine.
+        wait_until(lambda: server.err.read_text().count("Booting worker") == 2, "both workers boot")
         load = fire(server, 120)
         assert not load.failed, load.failed
         code, elapsed, log = stop(server, signal.SIGTERM, timeout=DRAIN + 15)

@@ -348,4 +348,7 @@ def assert_ran_where_served(server: Server, served_by: Mapping[int, int]) -> Non
 
 def unfinished_warning(pool: str, task_id: int) -> str:
     """What the library logs of the task that hangs (see server_app.py's /hang)."""
-    return f"pool {pool!r} shut down with task 'hang-forever' (id {task_id}) unfinished: running"
+    return (
+        f"[WARNING] background: pool {pool!r} shut down with 1 task unfinished (1 running, "
+        f"0 not started): 'hang-forever' (id {task_id}, running"
+    )
