@@ -21,6 +21,7 @@ from ._options import ErrorHook as ErrorHook
 from ._options import FutureCallback as FutureCallback
 from ._options import OnFull as OnFull
 from ._options import PoolOptions as PoolOptions
+from ._options import check_count as check_count
 from ._options import check_option as check_option
 from ._options import check_options as check_options
 from ._options import check_workers as check_workers
@@ -69,6 +70,7 @@ __all__ = (  # noqa: RUF022  (grouped by who needs them, sorted within a group)
     # Hooks for adapters (Flask, FastAPI, ...): see the README's "Writing an adapter".
     "TaskMaker",
     "TaskPool",
+    "check_count",
     "check_option",
     "check_options",
     "check_workers",

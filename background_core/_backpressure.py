@@ -45,7 +45,7 @@ class Backpressure:
         max_queue: int | None,
         on_full: OnFull,
         block_timeout: float,
-        error: type[QueueFull] = QueueFull,
+        error: Callable[[str], QueueFull] = QueueFull,
     ) -> None:
         self.max_queue = max_queue
         self._pool_name = pool_name
@@ -64,7 +64,7 @@ class Backpressure:
 
         Raises:
             QueueFull: ``on_full="raise"``, a submission from an event loop's thread, or
-                no room within ``block_timeout`` (as the pool's `error` class).
+                no room within ``block_timeout`` (what the pool's `error` makes).
         """
         assert self.max_queue is not None
         if self._on_full == "raise":

@@ -64,8 +64,8 @@ class PoolOptions(TypedDict, total=False):
             after the global capturers (an adapter supplies its app's context with it).
         exclude_contextvars: Context variables that do not travel with this pool's tasks
             (an adapter keeps its framework's per-request state out of them).
-        queue_full_error: The `QueueFull` subclass refusals raise (an adapter's is also
-            its framework's HTTP 503 error).
+        queue_full_error: Makes the error a refusal raises from its message: a
+            `QueueFull`, by default; an adapter's is also its framework's HTTP 503.
     """
 
     workers: int | None
@@ -82,7 +82,7 @@ class PoolOptions(TypedDict, total=False):
     initargs: tuple[Any, ...]
     capturer: Capturer | None
     exclude_contextvars: Collection[ContextVar[Any]]
-    queue_full_error: type[QueueFull]
+    queue_full_error: Callable[[str], QueueFull]
 
 
 def usable_cpus() -> int:
@@ -137,6 +137,11 @@ def _check_callable(value: object, what: str) -> None:
         raise TypeError(f"{what} must be callable or None, got {type(value).__name__}")
 
 
+def _check_factory(value: object, what: str) -> None:
+    if not callable(value):
+        raise TypeError(f"{what} must be callable, got {type(value).__name__}")
+
+
 def _check_name(value: object, what: str) -> None:
     if not isinstance(value, str) or not value:
         raise TypeError(f"{what} must be a non-empty str, got {type(value).__name__}")
@@ -181,12 +186,6 @@ def _check_excluded(value: object, what: str) -> None:
             )
 
 
-def _check_queue_full_error(value: object, what: str) -> None:
-    if not (isinstance(value, type) and issubclass(value, QueueFull)):
-        shown = value.__name__ if isinstance(value, type) else type(value).__name__
-        raise TypeError(f"{what} must be QueueFull or a subclass of it, got {shown}")
-
-
 _CHECKS: dict[str, Callable[[object, str], object]] = {
     "name": _check_name,
     "workers": _check_workers,
@@ -202,7 +201,7 @@ _CHECKS: dict[str, Callable[[object, str], object]] = {
     "initargs": _check_initargs,
     "capturer": _check_callable,
     "exclude_contextvars": _check_excluded,
-    "queue_full_error": _check_queue_full_error,
+    "queue_full_error": _check_factory,
 }
 
 

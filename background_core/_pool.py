@@ -84,7 +84,7 @@ class Background(ThreadPoolExecutor):
         initargs: tuple[Any, ...] = (),
         capturer: Capturer | None = None,
         exclude_contextvars: Collection[ContextVar[Any]] = (),
-        queue_full_error: type[QueueFull] = QueueFull,
+        queue_full_error: Callable[[str], QueueFull] = QueueFull,
     ) -> None:
         check_options(
             {

@@ -15,13 +15,15 @@ from inspect import CO_COROUTINE
 from types import FunctionType
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._report import task_name
+
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
 R = TypeVar("R")
 S = TypeVar("S")
 
 
-_GENERATOR = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+_KINDS = CO_COROUTINE | inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 
 
 def runs_async(fn: Callable[..., object]) -> bool:
@@ -36,21 +38,23 @@ def runs_async(fn: Callable[..., object]) -> bool:
             generator, so its body would never run.
     """
     if type(fn) is FunctionType and not fn.__dict__:
-        flags = fn.__code__.co_flags
-        if flags & _GENERATOR:
-            raise _not_runnable(fn, bool(flags & inspect.CO_ASYNC_GENERATOR))
-        return bool(flags & CO_COROUTINE)
+        kind = fn.__code__.co_flags & _KINDS
+        if not kind:  # the common case: a plain sync function
+            return False
+        if kind == CO_COROUTINE:
+            return True
+        raise _not_runnable(fn, bool(kind & inspect.CO_ASYNC_GENERATOR))
     call: Callable[..., object] = fn
     if not isinstance(fn, (FunctionType, types.MethodType, functools.partial, type)):
         call = type(fn).__call__  # a callable object: what its calls run
-    for kind in (fn, call):
-        if inspect.isgeneratorfunction(kind) or inspect.isasyncgenfunction(kind):
-            raise _not_runnable(fn, inspect.isasyncgenfunction(kind))
+    for each in (fn, call):
+        if inspect.isgeneratorfunction(each) or inspect.isasyncgenfunction(each):
+            raise _not_runnable(fn, inspect.isasyncgenfunction(each))
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
 def _not_runnable(fn: Callable[..., object], is_async: bool) -> TypeError:
-    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    name = task_name(fn)
     kind = "an async generator" if is_async else "a generator"
     return TypeError(
         f"task {name!r} is {kind} function: a call only creates a generator, and its body "

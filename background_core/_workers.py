@@ -196,11 +196,12 @@ class Workers:
 
     def _retire(self, tally: Tally) -> bool:
         """Leave if the pool still shrinks (another thread may have answered first)."""
-        with self._lock:
+        with self._lock:  # one step: a resize must never count this thread as staying
             if not self._retiring:
                 return False
             self._retiring -= 1
-        self._end(tally)
+            self._threads.discard(threading.current_thread())
+        self._runner.ledger.retire(tally)
         return True
 
     def _end(self, tally: Tally) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from background_core import Background, PoolClosed
+from background_core import Background, PoolClosed, QueueFull
 
 from . import page
 from .mail import Email, SmtpSettings, new_id, send_email
@@ -20,6 +20,18 @@ from .sink import Inbox
 Reply = tuple[int, dict[str, object]]
 
 STOPPING: Reply = (503, {"error": "the server is stopping: it sends what it accepted, no more"})
+
+RETRY_AFTER = 1
+"""Seconds a 503 for a full queue asks the client to wait (its ``Retry-After`` header)."""
+
+
+def queue_full(max_queue: int, refused: int) -> dict[str, object]:
+    """The 503's answer when `max_queue` emails already wait: `refused` were not queued."""
+    return {
+        "error": f"the queue is full: {max_queue} emails are waiting to be sent, so "
+        f"{refused} {'was' if refused == 1 else 'were'} refused. Retry in {RETRY_AFTER} s.",
+        "retry_after": RETRY_AFTER,
+    }
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,8 @@ class DemoApi:
         inbox: The embedded SMTP server's inbox, or None when `smtp` is a real server.
         threads: The pool's worker threads.
         drain_timeout: Seconds the pool drains for at shutdown.
+        max_queue: Most emails waiting to be sent; beyond that a request is refused with
+            503 and ``Retry-After``.
         server: What serves the app, as the page shows it ("FastAPI under uvicorn").
         dask_scheduler: Send the emails from the workers of the Dask cluster whose
             scheduler is at this address, instead of the pool's threads.
@@ -40,6 +54,7 @@ class DemoApi:
     inbox: Inbox | None = None
     threads: int = 4
     drain_timeout: float = 25.0
+    max_queue: int = 500
     server: str = ""
     dask_scheduler: str | None = None
 
@@ -54,6 +69,8 @@ class DemoApi:
             pool.submit(send_email, self.smtp, email)
         except PoolClosed:
             return STOPPING
+        except QueueFull:
+            return 503, queue_full(self.max_queue, 1)
         return 202, {"id": email.id}
 
     def post_bulk(self, pool: Background, raw: bytes) -> Reply:
@@ -69,6 +86,9 @@ class DemoApi:
                 ids.append(email.id)
         except PoolClosed:
             return 503, {**STOPPING[1], "queued": len(ids), "ids": ids}
+        except QueueFull:
+            refused = request.count - len(ids)
+            return 503, {**queue_full(self.max_queue, refused), "queued": len(ids), "ids": ids}
         return 202, {"queued": len(ids), "ids": ids}
 
     def _burst(self, request: BulkRequest) -> list[Email]:
@@ -127,6 +147,11 @@ class DemoApi:
         return [
             ("Server", self.server or "(in-process)"),
             ("Pool", self._pool()),
+            (
+                "Queue",
+                f"at most {self.max_queue} emails wait; when it is full, a request is "
+                f"answered 503 with Retry-After: {RETRY_AFTER} (try a burst of 1000)",
+            ),
             ("SMTP", smtp),
             ("Sender", self.smtp.sender),
             (

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from fastapi_background import BackgroundDep, lifespan
 
-from .api import DemoApi, Reply
+from .api import RETRY_AFTER, DemoApi, Reply
 from .farewell import draining, farewell
 
 
@@ -20,8 +20,10 @@ def create_app(api: DemoApi) -> FastAPI:
     pool_lifespan = lifespan(
         name="demo_app",
         workers=api.threads,
+        max_queue=api.max_queue,
         drain_timeout=api.drain_timeout,
         dask_scheduler=api.dask_scheduler,
+        retry_after=RETRY_AFTER,
     )
 
     @asynccontextmanager
@@ -58,4 +60,5 @@ def create_app(api: DemoApi) -> FastAPI:
 
 def _json(reply: Reply) -> JSONResponse:
     status, payload = reply
-    return JSONResponse(payload, status_code=status)
+    headers = {"Retry-After": str(payload["retry_after"])} if "retry_after" in payload else None
+    return JSONResponse(payload, status_code=status, headers=headers)

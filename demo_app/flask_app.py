@@ -7,7 +7,7 @@ from flask import Flask, Response, jsonify, request
 import background_core
 from flask_background import Background
 
-from .api import DemoApi, Reply
+from .api import RETRY_AFTER, DemoApi, Reply
 
 
 def create_app(api: DemoApi) -> Flask:
@@ -18,6 +18,8 @@ def create_app(api: DemoApi) -> Flask:
     """
     app = Flask("demo_app")  # the package: its pool is named "demo_app" too
     app.config["BACKGROUND_WORKERS"] = api.threads
+    app.config["BACKGROUND_MAX_QUEUE"] = api.max_queue
+    app.config["BACKGROUND_RETRY_AFTER"] = RETRY_AFTER
     app.config["BACKGROUND_DRAIN_TIMEOUT"] = api.drain_timeout
     app.config["BACKGROUND_DASK_SCHEDULER"] = api.dask_scheduler
     Background(app)
@@ -53,4 +55,7 @@ def pool_of(app: Flask) -> background_core.Background:
 
 def _json(reply: Reply) -> tuple[Response, int]:
     status, payload = reply
-    return jsonify(payload), status
+    response = jsonify(payload)
+    if "retry_after" in payload:
+        response.headers["Retry-After"] = str(payload["retry_after"])
+    return response, status

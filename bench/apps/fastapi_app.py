@@ -79,7 +79,8 @@ CONTENDERS = {
 
 POOL = Background(WORKERS, name="bench")
 if CONTENDER == "ours":
-    app = FastAPI(lifespan=lifespan(workers=WORKERS))
+    # No bound on the queue, as the others have none: every request fires its task.
+    app = FastAPI(lifespan=lifespan(workers=WORKERS, max_queue=None))
 elif CONTENDER == "ours-task":
     app = FastAPI(lifespan=lifespan(pool=POOL))
 else:

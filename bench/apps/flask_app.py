@@ -16,7 +16,8 @@ from bench.apps import CONTENDER, WORKERS, sleep_task
 from flask_background import Background
 
 app = Flask(__name__)
-app.config.update(BACKGROUND_WORKERS=WORKERS, EXECUTOR_TYPE="thread")
+# No bound on the queue, as the others have none: every request fires its task.
+app.config.update(BACKGROUND_WORKERS=WORKERS, BACKGROUND_MAX_QUEUE=None, EXECUTOR_TYPE="thread")
 app.config.update(EXECUTOR_MAX_WORKERS=WORKERS)
 
 if CONTENDER == "ours":

@@ -20,8 +20,9 @@ from typing import Any
 from ._dependency import background_of as background_of
 from ._dependency import get_background as get_background
 from ._lifespan import lifespan as lifespan
+from ._pool import pool as pool
 
-__all__: tuple[str, ...] = ("background_of", "get_background", "lifespan")
+__all__: tuple[str, ...] = ("background_of", "get_background", "lifespan", "pool")
 
 try:
     from ._depends import BackgroundDep as BackgroundDep

@@ -17,13 +17,12 @@ from starlette.applications import Starlette
 
 from background_core import Background, PoolOptions, check_options
 
+from ._pool import RETRY_AFTER, web_options
+
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 logger = logging.getLogger("background")
-
-# Below gunicorn's default --graceful-timeout (30 s), after which it kills its workers.
-DRAIN_TIMEOUT = 25.0
 
 AppT = TypeVar("AppT", bound=Starlette)
 AppLifespan = Callable[[AppT], AbstractAsyncContextManager[Mapping[str, Any] | None]]
@@ -39,6 +38,7 @@ def lifespan(
     *,
     pool: Background | None = None,
     dask_scheduler: str | None = None,
+    retry_after: int = RETRY_AFTER,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[Starlette]: ...
 @overload
@@ -48,6 +48,7 @@ def lifespan(
     *,
     pool: Background | None = None,
     dask_scheduler: str | None = None,
+    retry_after: int = RETRY_AFTER,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[AppT]: ...
 def lifespan(
@@ -56,6 +57,7 @@ def lifespan(
     *,
     pool: Background | None = None,
     dask_scheduler: str | None = None,
+    retry_after: int = RETRY_AFTER,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[Any]:
     """A lifespan that runs a background pool with the app: ``FastAPI(lifespan=lifespan())``.
@@ -71,8 +73,11 @@ def lifespan(
             this address (``"tcp://127.0.0.1:8786"``; needs ``background[dask]``). The
             lifespan connects at startup (which fails if no scheduler answers within 10 s)
             and closes the connection at shutdown. Tasks must then be module-level.
-        **options: `background_core.Background` options, when no `pool` is given; the
-            pool's name defaults to "app", and its drain_timeout to 25 s.
+        retry_after: Seconds a 503 for a full queue asks the client to wait.
+        **options: `background_core.Background` options, when no `pool` is given. The
+            defaults are a web app's (see `pool()`): name "app", at most 10,000 tasks
+            waiting, a full queue refused at once (the handler answers 503), a drain of
+            at most 25 s.
 
     The pool is on ``app.state.background`` and in the lifespan state
     (``request.state.background``, what `get_background` returns). Shutdown drains it
@@ -95,7 +100,7 @@ def lifespan(
         if options.get("executor") is not None:
             raise TypeError("lifespan() takes executor= or dask_scheduler=, not both")
         _check_dask_scheduler(dask_scheduler)
-    settings: PoolOptions = {"name": "app", "drain_timeout": DRAIN_TIMEOUT, **options}
+    settings = web_options(retry_after, {"name": "app", **options})
     check_options(settings)  # now, not at startup
 
     @asynccontextmanager

@@ -6,6 +6,9 @@ apps it serves in a weak set, so one object serves app factories and tests alike
 
 from __future__ import annotations
 
+import difflib
+import functools
+import logging
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -14,23 +17,33 @@ from typing import Any, ParamSpec, TypeVar, overload
 from flask import Flask, current_app, has_app_context
 
 import background_core
-from background_core import ErrorHook, TaskMaker, check_option
+from background_core import ErrorHook, TaskMaker, check_count, check_option
 
 from ._context import FLASK_CONTEXTVARS, task_context
+from ._errors import QueueFullError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # Config key suffix -> (Background option, default). The prefix is the extension's.
+# The defaults shed load rather than stall a request: a full queue answers 503 at once.
 _OPTIONS: dict[str, tuple[str, object]] = {
     "WORKERS": ("workers", None),
-    "MAX_QUEUE": ("max_queue", None),
-    "ON_FULL": ("on_full", "block"),
+    "MAX_QUEUE": ("max_queue", 10_000),
+    "ON_FULL": ("on_full", "raise"),
+    # With "block": well under gunicorn's --timeout (30 s), after which it kills the worker.
+    "BLOCK_TIMEOUT": ("block_timeout", 1.0),
     # Below gunicorn's default --graceful-timeout (30 s), after which it kills workers.
     "DRAIN_TIMEOUT": ("drain_timeout", 25.0),
     "EAGER": ("eager", False),
 }
 _SWITCHES = ("COPY_REQUEST", "SIGTERM_HANDLER")  # booleans read by the extension itself
+_OTHERS = ("RETRY_AFTER", "DASK_SCHEDULER")
+_SUFFIXES = (*_OPTIONS, *_SWITCHES, *_OTHERS)
+RETRY_AFTER = 1
+"""Seconds a 503 for a full queue tells the client to wait (its ``Retry-After``)."""
+
+logger = logging.getLogger("background")
 
 
 class Background(Executor):
@@ -106,6 +119,10 @@ class Background(Executor):
             value = app.config.setdefault(key, False)
             check_option("eager", value, key)  # the same rule: True or False
             switches[suffix] = value
+        retry_key = f"{self.config_prefix}_RETRY_AFTER"
+        retry_after = app.config.setdefault(retry_key, RETRY_AFTER)
+        check_count(retry_after, retry_key)
+        self._warn_of_unknown_keys(app)
         scheduler_key = f"{self.config_prefix}_DASK_SCHEDULER"
         scheduler = app.config.setdefault(scheduler_key, None)
         if scheduler is not None:
@@ -119,6 +136,7 @@ class Background(Executor):
             on_error=self._on_error,
             capturer=task_context(app, copy_request=switches["COPY_REQUEST"]),
             exclude_contextvars=FLASK_CONTEXTVARS,
+            queue_full_error=functools.partial(QueueFullError, retry_after=retry_after),
             **options,
         )
         app.extensions[self.extension_key] = pool
@@ -126,6 +144,25 @@ class Background(Executor):
         # Flask has no app teardown: stop the workers once the app is collected (tests).
         # Not at interpreter exit, where the engine's drain must run first.
         weakref.finalize(app, pool.shutdown, timeout=0).atexit = False
+
+    def _warn_of_unknown_keys(self, app: Flask) -> None:
+        """Log each config key that looks like a misspelt one of ours (``..._WORKER``)."""
+        known = {f"{self.config_prefix}_{suffix}" for suffix in _SUFFIXES}
+        for key in app.config:
+            if key in known or not key.startswith(self.config_prefix + "_"):
+                continue
+            if self.name == "default" and any(key.endswith(f"_{x}") for x in _SUFFIXES):
+                continue  # BACKGROUND_EMAIL_WORKERS: a named pool's, not a misspelling
+            match = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+            if match:
+                logger.warning(
+                    "app %r sets %s, which is not a background setting and is ignored: "
+                    "did you mean %s?",
+                    app.name,
+                    key,
+                    match[0],
+                    extra={"pool": app.name},
+                )
 
     # -- finding the pool --------------------------------------------------------------
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import gc
 import logging
+import re
 import threading
 from concurrent.futures import Future
+from typing import Any
 
 import pytest
 
@@ -350,3 +353,96 @@ def test_shutdown_waits_for_running_coroutines() -> None:
     assert report.finished
     assert future.done()
     assert finished == ["slow"]
+
+
+# -- whatever makes an awaitable is awaited on the pool's loop ---------------------------
+
+
+class Greeter:
+    """A callable object whose ``__call__`` is ``async def``."""
+
+    async def __call__(self, name: str) -> str:
+        await asyncio.sleep(0)
+        return f"hello {name} from {threading.current_thread().name}"
+
+
+def hides_async(fn: Any) -> Any:
+    """A decorator that returns a plain function: its calls return the coroutine."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@hides_async
+async def hidden(events: list[str]) -> str:
+    events.append("the body ran")
+    await asyncio.sleep(0)
+    return threading.current_thread().name
+
+
+def test_an_object_with_async_call_runs_on_the_loop(pool: Background) -> None:
+    greeting = pool.submit(Greeter(), "ada").result(timeout=WAIT)
+    assert greeting == "hello ada from background-test-loop"
+    task = pool.task(Greeter())
+    assert task("bob").result(timeout=WAIT) == "hello bob from background-test-loop"
+
+
+def test_a_sync_call_that_returns_a_coroutine_is_awaited_not_returned(
+    pool: Background,
+) -> None:
+    events: list[str] = []
+    for future in (pool.submit(hidden, events), pool.task(hidden)(events)):
+        assert future.result(timeout=WAIT) == "background-test-loop"  # not a coroutine
+    assert events == ["the body ran", "the body ran"]
+    assert pool.drain(WAIT).finished
+    stats = pool.stats()
+    assert (stats.succeeded, stats.failed, stats.running) == (2, 0, 0)
+
+
+def test_an_awaited_result_runs_inside_the_tasks_context(pool: Background) -> None:
+    flavor: contextvars.ContextVar[str] = contextvars.ContextVar("flavor", default="plain")
+
+    @hides_async
+    async def read() -> str:
+        return flavor.get()
+
+    flavor.set("vanilla")
+    assert pool.submit(read).result(timeout=WAIT) == "vanilla"
+
+
+def test_an_awaited_failure_fails_the_future(pool: Background) -> None:
+    @hides_async
+    async def explode() -> None:
+        raise KeyError("inside")
+
+    with pytest.raises(KeyError, match="inside"):
+        pool.submit(explode).result(timeout=WAIT)
+    assert pool.drain(WAIT).finished
+    assert pool.stats().failed == 1
+
+
+def generate() -> Any:
+    yield 1
+
+
+async def generate_async() -> Any:
+    yield 1
+
+
+@pytest.mark.parametrize(
+    ("fn", "kind"), [(generate, "a generator"), (generate_async, "an async generator")]
+)
+def test_generator_functions_are_refused_naming_the_function(
+    pool: Background, fn: Any, kind: str
+) -> None:
+    message = f"task '{fn.__qualname__}' is {kind} function: a call only creates a generator"
+    with pytest.raises(TypeError, match=re.escape(message)):
+        pool.submit(fn)
+    with pytest.raises(TypeError, match=re.escape(message)):
+        pool.task(fn)
+    with pytest.raises(TypeError, match=re.escape(message)):
+        pool.submit(functools.partial(fn))
+    assert pool.stats().submitted == 0

@@ -3,7 +3,10 @@ blocked on a full queue when the pool shuts down."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -16,10 +19,12 @@ from background_core import (
     QueueFull,
 )
 from tests.helpers import (
+    SECRET,
     WAIT,
     Gate,
     noop,
     start_thread,
+    thread_name,
 )
 
 # -- backpressure -----------------------------------------------------------------------
@@ -177,3 +182,89 @@ def test_blocked_submitter_gets_pool_closed_as_soon_as_shutdown_begins() -> None
             gate.open()
             closer.join(WAIT)
             thread.join(WAIT)
+
+
+# -- never on an event loop; bounded blocking; the summary -----------------------------
+
+
+@pytest.mark.parametrize("on_full", ["block", "caller_runs"])
+def test_a_full_queue_refuses_a_submission_from_an_event_loop_at_once(on_full: str) -> None:
+    ran_on: list[str] = []
+    with Background(1, name="loop-full", max_queue=1, on_full=on_full) as bg, Gate() as gate:  # type: ignore[arg-type]
+        bg.submit(gate)
+        assert gate.started.wait(WAIT)
+        bg.submit(noop)  # the queue is full now
+
+        async def handler() -> float:
+            began = time.monotonic()
+            with pytest.raises(QueueFull, match="event loop"):
+                bg.submit(lambda: ran_on.append(thread_name()))
+            return time.monotonic() - began
+
+        took = asyncio.run(handler())
+        gate.open()
+    assert took < 0.1  # neither waited for room nor ran the task on the loop's thread
+    assert ran_on == []
+
+
+def test_block_waits_at_most_block_timeout_then_raises_queue_full() -> None:
+    with (
+        Background(1, name="bounded", max_queue=1, block_timeout=0.3) as bg,
+        Gate() as gate,
+    ):
+        bg.submit(gate)
+        assert gate.started.wait(WAIT)
+        bg.submit(noop)
+        began = time.monotonic()
+        with pytest.raises(QueueFull, match=r"waited 0.3 s for room \(block_timeout\)"):
+            bg.submit(noop)
+        assert 0.25 < time.monotonic() - began < 2
+        gate.open()
+    assert bg.stats().rejected == 1
+
+
+def test_refusals_are_logged_as_a_summary_not_one_line_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="background")
+    bg = Background(1, name="summary", max_queue=1, on_full="raise")
+    with Gate() as gate:
+        bg.submit(gate)
+        assert gate.started.wait(WAIT)
+        bg.submit(noop)
+        for _ in range(100):
+            with pytest.raises(QueueFull):
+                bg.submit(noop, SECRET)
+        during = [r.getMessage() for r in caplog.records]
+        gate.open()
+        bg.shutdown()
+    after = [r.getMessage() for r in caplog.records]
+    assert during == [
+        "pool 'summary' refused 1 submission in the last 0.0 s: its queue was "
+        "full (max_queue=1, on_full='raise')"
+    ]  # the first at once
+    assert len(after) == 2  # the other 99 in one line, at the latest at shutdown
+    assert after[1].startswith("pool 'summary' refused 99 submissions in the last ")
+    assert all(r.exc_info is None for r in caplog.records)  # no traceback each
+    assert SECRET not in caplog.text
+    assert bg.stats().rejected == 100
+
+
+def test_an_adapter_chooses_the_error_a_refusal_raises() -> None:
+    class Busy(QueueFull):
+        def __init__(self, message: str, retry_after: int) -> None:
+            super().__init__(message)
+            self.retry_after = retry_after
+
+    bg = Background(
+        1, name="busy", max_queue=1, on_full="raise", queue_full_error=lambda m: Busy(m, 7)
+    )
+    with Gate() as gate:
+        bg.submit(gate)
+        assert gate.started.wait(WAIT)
+        bg.submit(noop)
+        with pytest.raises(Busy, match="pool 'busy' is full") as refused:
+            bg.submit(noop)
+        assert refused.value.retry_after == 7
+        gate.open()
+    bg.shutdown()

@@ -133,3 +133,25 @@ def test_check_option_accepts_good_values_and_refuses_unknown_options() -> None:
         check_option(option, value)
     with pytest.raises(TypeError, match="no option 'colour'"):
         check_option("colour", "blue")
+
+
+def test_workers_have_an_upper_bound_that_says_why() -> None:
+    for make in (lambda: Background(10**9), lambda: check_option("workers", 1025)):
+        with pytest.raises(ValueError, match=r"at most 1024, got \d+: each worker is a thread"):
+            make()
+    Background(1024, name="most").shutdown()  # made, never started: no thread yet
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("block_timeout", -1, ValueError),
+        ("block_timeout", "1", TypeError),
+        ("queue_full_error", None, TypeError),
+        ("initargs", [1], TypeError),
+        ("exclude_contextvars", "name", TypeError),
+    ],
+)
+def test_the_newer_options_are_checked_too(option: str, value: object, error: type) -> None:
+    with pytest.raises(error, match=f"^{option} must"):
+        check_option(option, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import pickle
 
@@ -10,6 +11,7 @@ import pytest
 from background_core import TaskNotImportable, run_by_path
 from background_core._remote import remote_call, resolve
 from tests.core import remote_tasks as rt
+from tests.helpers import SECRET
 
 
 def roundtrip(fn, *args, **kwargs):
@@ -72,3 +74,16 @@ def test_a_bad_path_says_what_a_path_is() -> None:
         run_by_path("tests.core.remote_tasks.add", (), {})
     with pytest.raises(AttributeError):
         run_by_path("tests.core.remote_tasks:missing", (), {})
+
+
+def test_an_error_about_a_callable_never_shows_its_repr() -> None:
+    @dataclasses.dataclass
+    class Login:
+        password: str
+
+        def __call__(self) -> None: ...
+
+    with pytest.raises(TaskNotImportable) as refused:
+        remote_call(Login(password=SECRET), (), {})
+    assert SECRET not in str(refused.value)
+    assert "a Login object has no import path" in str(refused.value)

@@ -371,3 +371,26 @@ def test_wrapped_is_visible_to_the_type_checker(mypy_output: dict[str, str]) -> 
     output = mypy_output["wrapped"]
     assert "error" not in output, output
     assert _revealed(output) == "concurrent.futures._base.Future[None]"
+
+
+def test_a_task_over_staticmethod_and_classmethod(pool: Background) -> None:
+    class Mailer:
+        @pool.task
+        @staticmethod
+        def render(subject: str) -> str:
+            return subject.upper()
+
+        @pool.task
+        @classmethod
+        def kind(cls, subject: str) -> tuple[str, str]:
+            return cls.__name__, subject
+
+    class Newsletter(Mailer):
+        pass
+
+    assert Mailer.render("hi").result(timeout=WAIT) == "HI"
+    assert Mailer().render("hi").result(timeout=WAIT) == "HI"  # no instance passed in
+    assert Mailer.kind("a").result(timeout=WAIT) == ("Mailer", "a")
+    assert Mailer().kind("b").result(timeout=WAIT) == ("Mailer", "b")
+    assert Newsletter().kind("c").result(timeout=WAIT) == ("Newsletter", "c")
+    assert Mailer.render.__name__ == "render"

@@ -178,3 +178,28 @@ def test_a_shrink_then_a_grow_leaves_every_worker_to_the_end() -> None:
         assert a.started.wait(WAIT)  # two workers still there
         assert b.started.wait(WAIT)
     pool.shutdown()
+
+
+def test_a_pool_whose_threads_cannot_all_start_stays_truthful(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The OS refuses a third thread, as it does when a process hits its thread limit.
+    start = threading.Thread.start
+    started = []
+
+    def refuse_after_two(thread: threading.Thread) -> None:
+        if thread.name.startswith("background-capped-"):
+            if len(started) == 2:
+                raise RuntimeError("can't start new thread")
+            started.append(thread)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_after_two)
+    with Background(8, name="capped") as bg:
+        assert bg.submit(thread_name).result(timeout=WAIT).startswith("background-capped-")
+        assert bg.workers == 2
+        assert bg.stats().workers == 2
+        assert len(pool_threads("capped")) == 2
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "background"]
+    assert warning.startswith("pool 'capped' could start 2 of 8 more worker threads")
+    assert warning.endswith("it goes on with 2")

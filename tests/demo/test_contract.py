@@ -365,3 +365,24 @@ def test_a_stopping_server_answers_503() -> None:
     assert api.post_email(pool, b'{"to": "a@example.com", "subject": "s", "body": "b"}')[0] == 503
     status, payload = api.post_bulk(pool, b'{"to": "a@example.com", "count": 3}')
     assert (status, payload["queued"]) == (503, 0)
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_counts_what_it_refused(
+    framework: str, smtp: SmtpServer
+) -> None:
+    settings = SmtpSettings("127.0.0.1", smtp.port, sender=SENDER)
+    with serving(framework, demo_api(settings, max_queue=5)) as client:
+        page = client.get("/")
+        assert "at most 5 emails wait; when it is full, a request is answered 503" in page.text
+        reply = client.post("/emails/bulk", {"to": "burst@example.com", "count": 1000})
+        assert reply.status == 503, reply
+        queued = reply.json["queued"]
+        assert 5 <= queued < 1000
+        assert reply.json["error"] == (
+            f"the queue is full: 5 emails are waiting to be sent, so {1000 - queued} were "
+            "refused. Retry in 1 s."
+        )
+        assert len(reply.json["ids"]) == queued
+        stats = client.stats()
+        assert (stats["submitted"], stats["rejected"]) == (queued, 1)
+        assert len(smtp.recorder.wait_for(queued, timeout=20)) == queued

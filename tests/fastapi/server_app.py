@@ -13,6 +13,7 @@ uvicorn and gunicorn load ``server_app:app``. Configuration comes from the envir
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator
@@ -73,3 +74,13 @@ async def state(request: Request, bg: BackgroundDep) -> dict[str, Any]:
         "background_of": bg is background_of(request),
         "app_lifespan": request.state.app_lifespan,
     }
+
+
+@app.get("/ping")
+async def ping() -> str:
+    return "pong"
+
+
+@app.get("/stats")
+async def stats(bg: BackgroundDep) -> dict[str, Any]:
+    return dataclasses.asdict(bg.stats())

@@ -19,8 +19,8 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from background_core import Background
-from fastapi_background import BackgroundDep, background_of, get_background, lifespan
+from background_core import Background, QueueFull
+from fastapi_background import BackgroundDep, background_of, get_background, lifespan, pool
 from tests.helpers import WAIT, thread_name
 
 
@@ -302,3 +302,68 @@ def test_an_app_lifespan_may_not_take_the_pools_state_key() -> None:
     with pytest.raises(RuntimeError, match="state key 'background'"), TestClient(app):
         pass
     assert app.state.background.closed
+
+
+def full_pool(**options: Any) -> tuple[Background, threading.Event]:
+    """A web pool whose one worker is held and whose one queue slot is taken: full."""
+    bg = pool(workers=1, max_queue=1, name="full", **options)
+    release, started = threading.Event(), threading.Event()
+    bg.submit(lambda: started.set() or release.wait(WAIT))
+    assert started.wait(WAIT)
+    bg.submit(int)
+    return bg, release
+
+
+def test_a_full_queue_answers_503_json_with_retry_after() -> None:
+    bg, release = full_pool(retry_after=7)
+    app = FastAPI(lifespan=lifespan(pool=bg))
+
+    @app.get("/fire")
+    async def fire() -> str:
+        bg.submit(int)
+        return "queued"
+
+    try:
+        with TestClient(app) as client:
+            response = client.get("/fire")
+            release.set()  # before the lifespan's drain
+    finally:
+        release.set()
+        bg.shutdown()
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert response.json() == {"detail": "The server is busy with background work. Retry later."}
+
+
+def test_the_apps_own_handler_for_queue_full_takes_precedence() -> None:
+    bg, release = full_pool()
+    app = FastAPI(lifespan=lifespan(pool=bg))
+
+    @app.exception_handler(QueueFull)
+    async def busy(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"error": "busy"}, status_code=429)
+
+    @app.get("/fire")
+    async def fire() -> str:
+        bg.submit(int)
+        return "queued"
+
+    try:
+        with TestClient(app) as client:
+            response = client.get("/fire")
+            release.set()  # before the lifespan's drain
+    finally:
+        release.set()
+        bg.shutdown()
+    assert (response.status_code, response.json()) == (429, {"error": "busy"})
+
+
+def test_the_lifespans_pool_has_a_web_apps_defaults() -> None:
+    app = FastAPI(lifespan=lifespan(workers=1))
+    with TestClient(app):
+        bg = app.state.background
+        assert (bg.stats().workers, bg.name) == (1, "app")
+    with pytest.raises(ValueError, match="retry_after must be at least 1"):
+        lifespan(retry_after=0)
+    with pytest.raises(TypeError, match="queue_full_error must be callable"):
+        pool(queue_full_error=None)  # type: ignore[typeddict-item]

@@ -12,6 +12,7 @@ Configuration comes from the environment (see tests/servers/app_support.py):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -45,6 +46,14 @@ def create_app() -> Flask:
             threading.Event().wait(0.005)
         hung = [task for task in bg.pool.running() if task.name == "hang-forever"]
         return " ".join(f"{task.name}:{task.id}" for task in hung)
+
+    @app.get("/ping")
+    def ping() -> str:
+        return "pong"
+
+    @app.get("/stats")
+    def stats() -> dict[str, object]:
+        return dataclasses.asdict(bg.pool.stats())
 
     return app
 

@@ -41,7 +41,7 @@ def test_init_app_stores_a_pool_configured_from_the_app(apps: list[Flask]) -> No
     assert pool.workers == 3
     assert pool.drain_timeout == 5
     assert pool.name == "shop"
-    assert app.config["BACKGROUND_ON_FULL"] == "block"
+    assert app.config["BACKGROUND_ON_FULL"] == "raise"
     assert app.config["BACKGROUND_EAGER"] is False
     assert app.config["BACKGROUND_COPY_REQUEST"] is False
     assert app.config["BACKGROUND_SIGTERM_HANDLER"] is False
@@ -52,7 +52,11 @@ def test_defaults_are_set_on_the_config(apps: list[Flask]) -> None:
     Background(app)
     assert app.config["BACKGROUND_WORKERS"] is None
     assert app.extensions["background"].workers == background_core.usable_cpus()
-    assert app.config["BACKGROUND_MAX_QUEUE"] is None
+    # A web app sheds load rather than stall a request (README: Overload).
+    assert app.config["BACKGROUND_MAX_QUEUE"] == 10_000
+    assert app.config["BACKGROUND_ON_FULL"] == "raise"
+    assert app.config["BACKGROUND_BLOCK_TIMEOUT"] == 1.0
+    assert app.config["BACKGROUND_RETRY_AFTER"] == 1
     assert app.config["BACKGROUND_DRAIN_TIMEOUT"] == 25.0
 
 
@@ -60,7 +64,10 @@ def test_defaults_are_set_on_the_config(apps: list[Flask]) -> None:
     ("key", "value", "error"),
     [
         ("BACKGROUND_WORKERS", 0, ValueError),
+        ("BACKGROUND_WORKERS", 10**9, ValueError),
         ("BACKGROUND_WORKERS", "8", TypeError),
+        ("BACKGROUND_BLOCK_TIMEOUT", "1", TypeError),
+        ("BACKGROUND_RETRY_AFTER", 0, ValueError),
         ("BACKGROUND_MAX_QUEUE", -5, ValueError),
         ("BACKGROUND_ON_FULL", "drop", ValueError),
         ("BACKGROUND_DRAIN_TIMEOUT", "30s", TypeError),
@@ -372,3 +379,71 @@ def test_init_app_off_the_main_thread_with_the_sigterm_handler_registers_nothing
     assert len(errors) == 1
     assert "main thread" in str(errors[0])
     assert "background" not in app.extensions
+
+
+def test_a_misspelt_key_is_named_with_the_one_it_resembles(
+    apps: list[Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(
+        apps,
+        BACKGROUND_WORKER=1,  # sic
+        BACKGROUND_MAXQUEUE=5,  # sic
+        BACKGROUND_EMAIL_WORKERS=2,  # a named pool's: not ours, and not a misspelling
+        BACKGROUND_COLOR="blue",  # nothing like ours
+    )
+    Background(app)
+    warnings = sorted(r.getMessage() for r in caplog.records if r.name == "background")
+    assert warnings == [
+        "app 'shop' sets BACKGROUND_MAXQUEUE, which is not a background setting and is "
+        "ignored: did you mean BACKGROUND_MAX_QUEUE?",
+        "app 'shop' sets BACKGROUND_WORKER, which is not a background setting and is "
+        "ignored: did you mean BACKGROUND_WORKERS?",
+    ]
+
+
+def full_app(apps: list[Flask], **config: object) -> tuple[Flask, threading.Event]:
+    """An app whose one worker is held and whose one queue slot is taken: full."""
+    app = make_app(apps, BACKGROUND_WORKERS=1, BACKGROUND_MAX_QUEUE=1, **config)
+    bg = Background(app)
+    release = threading.Event()
+
+    @app.get("/fire")
+    def fire() -> str:
+        bg.submit(int)
+        return "queued"
+
+    started = threading.Event()
+    with app.app_context():
+        bg.submit(lambda: started.set() or release.wait(WAIT))
+        assert started.wait(WAIT)
+        bg.submit(int)
+    return app, release
+
+
+def test_a_full_queue_answers_503_with_retry_after_as_abort_would(apps: list[Flask]) -> None:
+    app, release = full_app(apps, BACKGROUND_RETRY_AFTER=7)
+    try:
+        response = app.test_client().get("/fire")
+    finally:
+        release.set()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"
+    assert response.mimetype == "text/html"
+    assert b"The server is busy with background work. Retry later." in response.data
+    assert b"max_queue" not in response.data  # the pool's details are for the log
+
+
+def test_the_apps_own_503_handler_answers_a_full_queue(apps: list[Flask]) -> None:
+    app, release = full_app(apps)
+
+    @app.errorhandler(503)
+    def busy(error: Exception) -> tuple[dict[str, str], int]:
+        assert isinstance(error, background_core.QueueFull)
+        return {"error": "busy"}, 503
+
+    try:
+        response = app.test_client().get("/fire")
+    finally:
+        release.set()
+    assert response.status_code == 503
+    assert response.json == {"error": "busy"}

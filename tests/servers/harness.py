@@ -352,3 +352,83 @@ def unfinished_warning(pool: str, task_id: int) -> str:
         f"[WARNING] background: pool {pool!r} shut down with 1 task unfinished (1 running, "
         f"0 not started): 'hang-forever' (id {task_id}, running"
     )
+
+
+# -- overload --------------------------------------------------------------------------
+
+
+@dataclass
+class Hammered:
+    """What clients on keep-alive connections saw: statuses, headers, and lost connections."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    accepted: list[int] = field(default_factory=list)  # indices answered 200
+    retry_after: Counter[str | None] = field(default_factory=Counter)  # on 503s
+    bodies: dict[int, str] = field(default_factory=dict)  # one per status
+    closed: int = 0  # connections the server closed, or reset
+    seconds: float = 0.0
+
+
+def hammer(server: Server, path: str, count: int, *, clients: int, timeout: float = 60) -> Hammered:
+    """GET ``path.format(i=i)`` for i < `count` from `clients` threads, each on one
+    keep-alive connection (opened again if the server closes it, which is counted).
+    Bounded by `count` and `timeout`."""
+    seen = Hammered()
+    lock = threading.Lock()
+    indices = iter(range(count))
+    began = time.monotonic()
+    deadline = began + timeout
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            while time.monotonic() < deadline:
+                with lock:
+                    i = next(indices, None)
+                if i is None:
+                    return
+                try:
+                    conn.request("GET", path.format(i=i))
+                    response = conn.getresponse()
+                    body = response.read().decode()
+                except (OSError, http.client.HTTPException):
+                    with lock:
+                        seen.closed += 1
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                    continue
+                with lock:
+                    seen.statuses[response.status] += 1
+                    seen.bodies.setdefault(response.status, body)
+                    if response.status == 200:
+                        seen.accepted.append(i)
+                    elif response.status == 503:
+                        seen.retry_after[response.getheader("Retry-After")] += 1
+                if response.will_close:  # the server asked to close after this answer
+                    with lock:
+                        seen.closed += 1
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout + 10)
+    seen.seconds = time.monotonic() - began
+    return seen
+
+
+def ping_while(server: Server, busy: threading.Event, path: str = "/ping") -> list[float]:
+    """Seconds each ``GET path`` took, one after another, until `busy` is cleared
+    (bounded: at most 2,000 requests)."""
+    took: list[float] = []
+    while busy.is_set() and len(took) < 2000:
+        began = time.monotonic()
+        status, _ = get(server.port, path, timeout=30)
+        took.append(time.monotonic() - began)
+        assert status == 200, status
+        threading.Event().wait(0.01)
+    return took
