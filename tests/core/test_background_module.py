@@ -48,8 +48,9 @@ def test_n_defaults_to_usable_cpus_and_rejects_bad_values(tmp_path: Path) -> Non
         """
         import background, background_core
         assert background.n == background_core.usable_cpus(), background.n
-        for bad, kind in [(0, ValueError), (-3, ValueError), (2.5, TypeError),
-                          ("8", TypeError), (True, TypeError), (None, TypeError)]:
+        for bad, kind in [(0, ValueError), (-3, ValueError), (10**9, ValueError),
+                          (2.5, TypeError), ("8", TypeError), (True, TypeError),
+                          (None, TypeError)]:
             try:
                 background.n = bad
             except kind as exc:

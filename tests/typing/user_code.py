@@ -16,6 +16,7 @@ from typing_extensions import assert_type
 
 import background
 import background_core
+import fastapi_background
 import flask_background
 from background_core.dask import DaskExecutor, dask_executor
 from fastapi_background import BackgroundDep, lifespan
@@ -103,3 +104,15 @@ cluster = background_core.Background(executor=dask_executor("tcp://127.0.0.1:878
 assert_type(dask_executor("tcp://127.0.0.1:8786", connect_timeout=5.0), DaskExecutor)
 assert_type(cluster.submit(resize.__wrapped__, "/a.jpg", width=3), Future[bytes])
 on_cluster = FastAPI(lifespan=lifespan(workers=2, dask_scheduler="tcp://127.0.0.1:8786"))
+
+# -- the Executor contract, and the web pool ------------------------------------------
+
+with background_core.Background(2, name="stdlib", initializer=print, initargs=("ready",)) as ex:
+    assert_type(list(ex.map(len, ["a", "bc"])), list[int])
+    report = ex.shutdown(wait=True, cancel_futures=False, timeout=5.0)
+    assert_type(report, background_core.DrainReport)
+
+web_pool = fastapi_background.pool(workers=2, name="email", block_timeout=1.0)
+assert_type(web_pool, background_core.Background)
+web_app = FastAPI(lifespan=lifespan(pool=web_pool))
+retrying = FastAPI(lifespan=lifespan(max_queue=100, retry_after=5))
