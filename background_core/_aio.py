@@ -61,17 +61,16 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self._enqueue, future)
 
     def adopt(
-        self,
-        future: TaskFuture[Any],
-        awaitable: Awaitable[object],
-        context: Context,
-        managers: Captured,
+        self, future: TaskFuture[Any], awaitable: Awaitable[object], context: Context
     ) -> None:
         """Await what a started sync task returned, then end the task. Thread-safe.
 
         It started already: it runs at once, counted among the loop's running tasks.
+        Raises RuntimeError if the loop is stopping or closed.
         """
-        self.loop.call_soon_threadsafe(self._start, future, lambda: awaitable, context, managers)
+        if self._stopping:
+            raise RuntimeError("the event loop is stopping")
+        self.loop.call_soon_threadsafe(self._start, future, lambda: awaitable, context, None)
 
     def wake(self) -> None:
         """Start waiting tasks if the limit grew. Thread-safe."""

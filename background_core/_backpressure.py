@@ -52,6 +52,10 @@ class Backpressure:
         self._on_full = on_full
         self._block_timeout = block_timeout
         self._error = error
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the refusals counted so far (in a forked child: they were the parent's)."""
         self._refused = 0  # since the last summary
         self._since = 0.0
         self._next_summary = 0.0  # the first refusal is logged at once

@@ -20,6 +20,7 @@ import threading
 from _thread import LockType, allocate_lock
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures._base import (
     CANCELLED,
     CANCELLED_AND_NOTIFIED,
@@ -126,16 +127,24 @@ class TaskFuture(Future[R]):
         self._managers = None
 
     def result(self, timeout: float | None = None) -> R:
+        """`Future.result`; retrieving a failure this way means it is the caller's now."""
         try:
             return super().result(timeout)
-        finally:
+        except FuturesTimeout as error:
+            if self._exception is error:  # the task's own TimeoutError, not the wait's
+                self._retrieved()
+            raise
+        except BaseException:
             self._retrieved()
+            raise
+        finally:
+            self = None  # type: ignore[assignment]  # noqa: PLW0642  (as the stdlib does: no cycle)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        try:
-            return super().exception(timeout)
-        finally:
-            self._retrieved()
+        """`Future.exception`; the failure it returns is the caller's now."""
+        error = super().exception(timeout)
+        self._retrieved()
+        return error
 
     def _retrieved(self) -> None:
         failure = self.unretrieved

@@ -9,6 +9,7 @@ starts every pool afresh in a forked child.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import threading
@@ -126,6 +127,7 @@ class Background(ThreadPoolExecutor):
 
     def _reset(self, workers: int) -> None:
         """Fresh runtime state: at creation, and in a forked child (keeping the options)."""
+        self._backpressure.reset()
         self._ledger = Ledger()
         self._lock = self._ledger.lock
         self._runner = Runner(self._name, self._ledger, self._on_error, self._setup)
@@ -308,8 +310,10 @@ class Background(ThreadPoolExecutor):
                 self._runner.run(future, None)
         if not future.done() and not self._workers.owns(threading.current_thread()):
             # It runs on the pool's loop (async, or an awaitable a sync task returned):
-            # wait without raising, but never from the loop's own thread.
-            future.exception()
+            # wait, but not from the loop's own thread, and without retrieving a failure,
+            # which stays the caller's to retrieve (or is logged).
+            concurrent.futures.wait([future])
+        del future  # a traceback of the task keeps this frame: see Runner.run
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, Future
-from contextvars import Context
+from contextvars import Context, copy_context
 from typing import Any
 
 from ._context import Captured, call_within, each
@@ -29,7 +29,9 @@ from ._setup import WorkerSetup
 
 logger = logging.getLogger("background")
 
-Awaiter = Callable[[TaskFuture[Any], Awaitable[object], Context, Captured], None]
+Awaiter = Callable[[TaskFuture[Any], Awaitable[object], Context], None]
+
+_HANDED_OVER = object()  # `hand_over`'s result when the loop took the awaitable
 
 
 class Runner:
@@ -68,20 +70,42 @@ class Runner:
         """Run a sync task here and now, if it was not cancelled: all three steps.
 
         A call that returns an awaitable (a decorator that hides ``async def``, say) is
-        not done: the awaitable goes to the pool's event loop (`awaiter`), which ends it.
+        not done: the awaitable goes to the pool's event loop, which ends it (see
+        `hand_over`).
         """
         if not self.begin(future, tally):
             return
         fn, args, kwargs, context, managers = future.take_work()
         result, error = _call(fn, args, kwargs, context, managers)
-        del fn, args, kwargs
-        if result is not None and inspect.isawaitable(result) and self.awaiter is not None:
-            self.awaiter(future, result, context, managers)
-            return
-        del context, managers
+        del fn, args, kwargs, managers
+        if result is not None and inspect.isawaitable(result):
+            result, error = self.hand_over(future, result, context)
+            if result is _HANDED_OVER:
+                return
+        del context
         self.end(future, result, error, tally)
         # A traceback keeps this frame (its callers' too): it must not keep the future.
         del future, result, error
+
+    def hand_over(
+        self, future: TaskFuture[Any], awaitable: Awaitable[object], context: Context
+    ) -> tuple[object, BaseException | None]:
+        """Send what a sync call returned to the pool's loop, to be awaited in the task's
+        context (not inside its captured managers again: they were used for the call, and
+        may be good for one use only). Returns what `end` needs if that cannot be."""
+        try:
+            if self.awaiter is None:
+                raise RuntimeError("this pool has no event loop for it")
+            self.awaiter(future, awaitable, context)
+        except BaseException as cannot:  # the pool is stopping: its loop takes no more
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never awaited, on purpose: no warning about it
+            return None, RuntimeError(
+                f"task {future.task_name!r} returned an awaitable that pool "
+                f"{self.pool_name!r} could not await ({type(cannot).__name__}): it was "
+                "shutting down. Submit async def functions before shutdown."
+            )
+        return _HANDED_OVER, None
 
     async def complete(
         self,
@@ -149,6 +173,7 @@ class Runner:
             self.run(future, None)
         else:
             self.fail(future, broken, None)
+        del future, broken  # see run()
 
     def fail(self, future: TaskFuture[Any], error: BaseException, tally: Tally | None) -> None:
         """Fail a task that will never run (its pool broke): counted and reported as failed."""
@@ -188,8 +213,13 @@ class Runner:
         if not self.begin(future, None):
             return
         error = sent.exception()
-        self.end(future, None if error is not None else sent.result(), error, None)
-        del future, error  # see run()
+        result = None if error is not None else sent.result()
+        if result is not None and inspect.isawaitable(result):
+            result, error = self.hand_over(future, result, copy_context())
+            if result is _HANDED_OVER:
+                return
+        self.end(future, result, error, None)
+        del future, result, error  # see run()
 
     # -- helpers ---------------------------------------------------------------------
 

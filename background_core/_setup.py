@@ -31,6 +31,7 @@ class WorkerSetup:
         self._lock = threading.Lock()
         self._inline = threading.RLock()
         self._ran_inline = initializer is None  # see initialize_once()
+        self._running_inline = False
         self.broken_by: BaseException | None = None
         """What the initializer raised, once the pool is broken (read at each submission)."""
 
@@ -44,7 +45,9 @@ class WorkerSetup:
             with self._lock:  # logged before any task can fail for it
                 if self.broken_by is None:
                     self._log_broken(error)
-                    self.broken_by = error
+                    # Logged with its traceback; kept without, which would keep the frames
+                    # of whoever ran it (an eager pool's first submitter, its arguments).
+                    self.broken_by = error.with_traceback(None)
             return False
         return True
 
@@ -60,12 +63,16 @@ class WorkerSetup:
 
     def initialize_once(self) -> None:
         """For an eager pool, whose only thread is the submitter's: the first one runs it,
-        and the others wait until it has."""
+        and the others wait until it has. Its own submissions (same thread) go on."""
         if not self._ran_inline:
             with self._inline:  # reentrant: the initializer may submit to its own pool
-                if not self._ran_inline:
-                    self._ran_inline = True
-                    self.initialize()
+                if not self._ran_inline and not self._running_inline:
+                    self._running_inline = True
+                    try:
+                        self.initialize()
+                    finally:
+                        self._running_inline = False
+                        self._ran_inline = True
 
     def broken_error(self) -> BrokenPool | None:
         """A fresh `BrokenPool` to fail a task with, or None while the pool is healthy."""

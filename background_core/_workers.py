@@ -23,7 +23,6 @@ from queue import Empty, SimpleQueue
 from typing import Any
 
 from ._aio import LoopThread
-from ._context import Captured
 from ._future import TaskFuture
 from ._ledger import Tally
 from ._run import Runner
@@ -69,22 +68,23 @@ class Workers:
                 self._grow(self.target)
 
     def loop(self) -> LoopThread:
-        """The event-loop thread of coroutine tasks, made on first use."""
+        """The event-loop thread of coroutine tasks, made on first use.
+
+        Raises RuntimeError once the pool stops, if it had none: none is made then.
+        """
         with self._lock:
             if self._loop is None:
+                if self._stopping:
+                    raise RuntimeError("the pool is stopping: no event loop is made now")
                 self._loop = LoopThread(
                     f"background-{self._name}-loop", lambda: self.target, self._runner
                 )
             return self._loop
 
     def _await_on_loop(
-        self,
-        future: TaskFuture[Any],
-        awaitable: Awaitable[object],
-        context: Context,
-        managers: Captured,
+        self, future: TaskFuture[Any], awaitable: Awaitable[object], context: Context
     ) -> None:
-        self.loop().adopt(future, awaitable, context, managers)
+        self.loop().adopt(future, awaitable, context)
 
     def resize(self, count: int) -> None:
         """Grow or shrink to `count` threads; a retiring thread finishes its task first."""
@@ -105,14 +105,18 @@ class Workers:
             loop.wake()
 
     def stop(self) -> None:
-        """Let every thread end once the work queued so far is done. Idempotent."""
+        """Let every thread end once the work queued so far is done. Idempotent.
+
+        The event loop stops once the last worker ended: until then, a sync task may
+        still hand it an awaitable.
+        """
         with self._lock:
             if self._stopping:
                 return
             self._stopping = True
             for _ in range(len(self._threads)):
                 self.queue.put(STOP)
-            loop = self._loop
+            loop = self._loop if not self._threads else None
         if loop is not None:
             loop.stop()
 
@@ -200,14 +204,17 @@ class Workers:
             if not self._retiring:
                 return False
             self._retiring -= 1
-            self._threads.discard(threading.current_thread())
-        self._runner.ledger.retire(tally)
+            self._end(tally)
         return True
 
     def _end(self, tally: Tally) -> None:
+        """This thread leaves; the last one of a stopping pool stops its loop (`stop`)."""
         with self._lock:
             self._threads.discard(threading.current_thread())
+            loop = self._loop if self._stopping and not self._threads else None
         self._runner.ledger.retire(tally)
+        if loop is not None:
+            loop.stop()
 
     def _fail_queued(self, tally: Tally) -> None:
         """The initializer raised: fail what waits in the queue, as the stdlib does."""

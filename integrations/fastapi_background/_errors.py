@@ -11,8 +11,9 @@ class QueueFullError(QueueFull, HTTPException):
     """`QueueFull` that escapes a handler as an ``HTTPException(503)`` with ``Retry-After``.
 
     FastAPI answers it in JSON (``{"detail": ...}``), plain Starlette in text; an
-    exception handler of the app's for `QueueFull` takes precedence. The client sees the
-    generic detail; the message, for logs, names the pool.
+    exception handler of the app's for `QueueFull` (or a base of it: `BackgroundError`,
+    `RuntimeError`) takes precedence. The client sees the generic detail; the message, for
+    logs, names the pool.
     """
 
     def __init__(self, message: str, retry_after: int) -> None:

@@ -11,7 +11,6 @@ gone.
 from __future__ import annotations
 
 import io
-import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -20,6 +19,7 @@ from typing import Any
 
 import flask.globals
 from flask import Flask, current_app, has_request_context, request
+from flask.ctx import AppContext
 
 # The submitter's app and request contexts must not reach the task through the contextvars
 # it inherits: a request object outlives its response there. (Flask keeps them in these
@@ -59,19 +59,24 @@ def task_context(app: Flask, *, copy_request: bool) -> Callable[[], AbstractCont
 
 # Context managers that build Flask's contexts when the worker enters them, not before.
 
+# The app contexts a task entered, innermost last: per task, as each runs in its own context.
+_ENTERED: ContextVar[tuple[AppContext, ...]] = ContextVar("flask_background_entered", default=())
+
 
 class _AppContexts:
     """Enters a fresh app context of the app around each task, in whichever thread.
 
     One serves every task of a pool (reentrant, thread-safe): it holds the app weakly, so
     the pool's threads never keep the app alive, and submissions allocate nothing for it.
+    What it entered is kept in a context variable, not per thread: each task, and each
+    ``async def`` task interleaved with others on the pool's loop, runs in a context of
+    its own, so tasks never pop each other's app context.
     """
 
-    __slots__ = ("_app", "_entered")
+    __slots__ = ("_app",)
 
     def __init__(self, app: weakref.ref[Flask]) -> None:
         self._app = app
-        self._entered = threading.local()
 
     def __enter__(self) -> None:
         app = self._app()
@@ -79,10 +84,11 @@ class _AppContexts:
             raise RuntimeError(_GONE)
         context = app.app_context()
         context.push()
-        self._entered.__dict__.setdefault("stack", []).append(context)
+        _ENTERED.set((*_ENTERED.get(), context))
 
     def __exit__(self, *exc_info: object) -> None:
-        context = self._entered.stack.pop()
+        *rest, context = _ENTERED.get()
+        _ENTERED.set(tuple(rest))
         context.pop(exc_info[1] if isinstance(exc_info[1], BaseException) else None)
 
 

@@ -10,8 +10,9 @@ from background_core import QueueFull
 class QueueFullError(QueueFull, ServiceUnavailable):
     """`QueueFull` that escapes a handler as ``abort(503)`` would, with ``Retry-After``.
 
-    The app's own error handler for 503 (or for `QueueFull`) takes precedence. The client
-    sees the generic description; the message, for logs, names the pool.
+    An error handler of the app's for 503, or for `QueueFull` (or a base of it:
+    `BackgroundError`, `RuntimeError`) takes precedence. The client sees the generic
+    description; the message, for logs, names the pool.
     """
 
     description = "The server is busy with background work. Retry later."

@@ -40,6 +40,8 @@ _OPTIONS: dict[str, tuple[str, object]] = {
 _SWITCHES = ("COPY_REQUEST", "SIGTERM_HANDLER")  # booleans read by the extension itself
 _OTHERS = ("RETRY_AFTER", "DASK_SCHEDULER")
 _SUFFIXES = (*_OPTIONS, *_SWITCHES, *_OTHERS)
+# Words that make a misspelt setting (BACKGROUND_MAX_WORKERS), not a pool's name.
+_NOT_POOL_NAMES = {"MAX", "MIN", "NUM", "NUMBER", "THREAD", "THREADS", "POOL", "QUEUE", "DEFAULT"}
 RETRY_AFTER = 1
 """Seconds a 503 for a full queue tells the client to wait (its ``Retry-After``)."""
 
@@ -151,7 +153,7 @@ class Background(Executor):
         for key in app.config:
             if key in known or not key.startswith(self.config_prefix + "_"):
                 continue
-            if self.name == "default" and any(key.endswith(f"_{x}") for x in _SUFFIXES):
+            if self.name == "default" and self._named_pools_key(key):
                 continue  # BACKGROUND_EMAIL_WORKERS: a named pool's, not a misspelling
             match = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
             if match:
@@ -163,6 +165,15 @@ class Background(Executor):
                     match[0],
                     extra={"pool": app.name},
                 )
+
+    def _named_pools_key(self, key: str) -> bool:
+        """True if `key` reads as a setting of a named pool, ``BACKGROUND_<NAME>_<SETTING>``
+        (not ``BACKGROUND_MAX_WORKERS``: ``MAX`` and the like name no pool)."""
+        for suffix in _SUFFIXES:
+            name = key.removeprefix(self.config_prefix + "_").removesuffix("_" + suffix)
+            if key.endswith("_" + suffix) and name and name not in _NOT_POOL_NAMES:
+                return True
+        return False
 
     # -- finding the pool --------------------------------------------------------------
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import gc
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
 from background_core import Background
-from tests.helpers import WAIT, wait_until
+from tests.helpers import WAIT, Gate, wait_for_thread_count, wait_until
 
 trace_id: contextvars.ContextVar[str] = contextvars.ContextVar("trace_id", default="unset")
 
@@ -446,3 +448,63 @@ def test_generator_functions_are_refused_naming_the_function(
     with pytest.raises(TypeError, match=re.escape(message)):
         pool.submit(functools.partial(fn))
     assert pool.stats().submitted == 0
+
+
+def test_an_awaitable_returned_during_shutdown_is_still_awaited() -> None:
+    bg = Background(1, name="late")
+    with Gate() as gate:
+        bg.submit(gate)
+        assert gate.started.wait(WAIT)
+        asyncio_first = bg.submit(Greeter(), "early")  # the loop exists
+        assert asyncio_first.result(timeout=WAIT).startswith("hello early")
+        late = bg.submit(hidden, [])  # queued behind the gate: returns its coroutine late
+        bg.shutdown(wait=False)
+    assert late.result(timeout=WAIT) == "background-late-loop"  # the loop waited for it
+    assert wait_for_thread_count("late", 0) == []
+
+
+def test_an_awaitable_with_no_loop_left_fails_its_task_by_name() -> None:
+    bg = Background(1, name="no-loop")
+    with Gate() as gate:
+        bg.submit(gate)
+        assert gate.started.wait(WAIT)
+        late = bg.submit(hidden, [])  # the pool never had a loop, and makes none now
+        bg.shutdown(wait=False)
+    with pytest.raises(RuntimeError, match="task 'hidden' returned an awaitable that pool"):
+        late.result(timeout=WAIT)
+    assert wait_for_thread_count("no-loop", 0) == []
+    assert bg.stats().failed == 1
+
+
+def test_an_awaitable_does_not_enter_the_tasks_context_managers_twice() -> None:
+    entered: list[str] = []
+
+    @contextlib.contextmanager
+    def once() -> Iterator[None]:  # a generator-based manager: good for one use only
+        entered.append("in")
+        yield
+
+    with Background(1, name="once", capturer=once) as bg:
+        assert bg.submit(hidden, []).result(timeout=WAIT) == "background-once-loop"
+    assert entered == ["in"]
+
+
+def test_an_eager_async_failure_is_left_for_the_caller(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def explode() -> None:
+        raise ValueError("eager async boom")
+
+    with Background(1, name="eager-async", eager=True) as bg:
+        caplog.set_level(logging.ERROR, logger="background")
+        bg.submit(explode)  # waited for, not retrieved: nobody has it, so it is logged
+        gc.collect()
+        future = bg.submit(explode)
+        assert isinstance(future.exception(timeout=0), ValueError)  # retrieved: not logged
+        del future
+        gc.collect()
+    messages = [r.getMessage() for r in caplog.records if r.name == "background"]
+    assert messages == [
+        "task 'test_an_eager_async_failure_is_left_for_the_caller.<locals>"
+        ".explode' (id 1) in pool 'eager-async' failed"
+    ]

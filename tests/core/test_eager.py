@@ -186,3 +186,23 @@ def test_coroutine_task_returns_a_finished_future() -> None:
 def test_eager_must_be_a_bool(value: object) -> None:
     with pytest.raises(TypeError, match="eager"):
         Background(name="eager-bad", eager=value)  # type: ignore[arg-type]
+
+
+def test_a_second_thread_waits_for_the_initializer_of_an_eager_pool() -> None:
+    ready = threading.Event()
+    running = threading.Event()
+
+    def setup() -> None:
+        running.set()
+        ready.wait(1.0)  # long enough for the other thread to try
+        ready.set()
+
+    pool = Background(name="eager-init-wait", eager=True, initializer=setup)
+    seen: list[tuple[str, bool]] = []
+    first = threading.Thread(target=lambda: pool.submit(lambda: seen.append(("A", ready.is_set()))))
+    first.start()
+    assert running.wait(5)
+    pool.submit(lambda: seen.append(("B", ready.is_set())))
+    first.join(5)
+    pool.shutdown()
+    assert sorted(seen) == [("A", True), ("B", True)]

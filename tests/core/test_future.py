@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextlib
+import gc
 import re
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from typing import Any
 import pytest
 
 from background_core import Background, TaskInfo
-from tests.helpers import WAIT, Gate, clean_env, fail, runnable_interpreter
+from tests.helpers import WAIT, Gate, clean_env, fail, runnable_interpreter, wait_until
 
 ROUNDS = 2000
 SCRIPT_TIMEOUT = 50  # below pytest's 60 s per-test timeout, so a hang reports its output
@@ -486,3 +489,18 @@ def test_selfcheck_on_every_interpreter(tmp_path: Path, name: str) -> None:
     lazy = lazy_flag(proc)
     if version in LAZY_ON:
         assert lazy, f"{name} ({path}): the stdlib Future should match, so futures be lazy"
+
+
+def test_a_future_whose_result_raised_is_freed_without_the_collector(pool: Background) -> None:
+    future = pool.submit(fail, "boom")
+    with contextlib.suppress(ValueError):  # not pytest.raises, which keeps the traceback
+        future.result(timeout=WAIT)
+    ref = weakref.ref(future)
+    gc.disable()
+    try:
+        del future
+        # As the stdlib's: no cycle through the traceback. (The worker may hold it a
+        # moment longer, until its task is counted.)
+        wait_until(lambda: ref() is None, "the future is freed", timeout=2)
+    finally:
+        gc.enable()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
@@ -388,6 +389,7 @@ def test_a_misspelt_key_is_named_with_the_one_it_resembles(
         apps,
         BACKGROUND_WORKER=1,  # sic
         BACKGROUND_MAXQUEUE=5,  # sic
+        BACKGROUND_MAX_WORKERS=4,  # ThreadPoolExecutor's habit
         BACKGROUND_EMAIL_WORKERS=2,  # a named pool's: not ours, and not a misspelling
         BACKGROUND_COLOR="blue",  # nothing like ours
     )
@@ -396,6 +398,8 @@ def test_a_misspelt_key_is_named_with_the_one_it_resembles(
     assert warnings == [
         "app 'shop' sets BACKGROUND_MAXQUEUE, which is not a background setting and is "
         "ignored: did you mean BACKGROUND_MAX_QUEUE?",
+        "app 'shop' sets BACKGROUND_MAX_WORKERS, which is not a background setting and is "
+        "ignored: did you mean BACKGROUND_WORKERS?",
         "app 'shop' sets BACKGROUND_WORKER, which is not a background setting and is "
         "ignored: did you mean BACKGROUND_WORKERS?",
     ]
@@ -447,3 +451,19 @@ def test_the_apps_own_503_handler_answers_a_full_queue(apps: list[Flask]) -> Non
         release.set()
     assert response.status_code == 503
     assert response.json == {"error": "busy"}
+
+
+def test_async_tasks_interleaving_on_the_loop_keep_their_own_app_context(
+    apps: list[Flask],
+) -> None:
+    app = make_app(apps)
+    bg = Background(app)
+
+    async def job(delay: float) -> str:
+        await asyncio.sleep(delay)
+        return f"{current_app.name} after {delay}"
+
+    with app.app_context():
+        slow, quick = bg.submit(job, 0.2), bg.submit(job, 0.05)  # quick ends first
+        assert quick.result(timeout=WAIT) == "shop after 0.05"
+        assert slow.result(timeout=WAIT) == "shop after 0.2"
