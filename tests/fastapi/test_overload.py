@@ -17,17 +17,19 @@ from typing import Any
 
 import pytest
 
-from ..servers.harness import POSIX_ONLY, Hammered, Server, get, hammer, ping_while, stop
+from ..servers.harness import (
+    POSIX_ONLY,
+    Hammered,
+    Server,
+    get,
+    hammer,
+    ping_while,
+    pool_stats,
+    stop,
+)
 from .test_servers import serving, uvicorn
 
 pytestmark = POSIX_ONLY
-
-
-def stats(server: Server) -> dict[str, Any]:
-    status, body = get(server.port, "/stats")
-    assert status == 200, body
-    answer: dict[str, Any] = json.loads(body)
-    return answer
 
 
 def assert_accounted(seen: Hammered, counters: dict[str, Any], server: Server) -> None:
@@ -62,11 +64,11 @@ def test_a_full_queue_never_stalls_the_event_loop(tmp_path: Path, on_full: str) 
         prober = threading.Thread(target=lambda: pings.extend(ping_while(server, busy)))
         prober.start()
         seen = hammer(server, "/fire/{i}", 40, clients=8)
-        while stats(server)["queued"] and len(pings) < 1500:  # while the queue is full
+        while pool_stats(server)["queued"] and len(pings) < 1500:  # while the queue is full
             threading.Event().wait(0.05)
         busy.clear()
         prober.join(35)
-        counters = stats(server)
+        counters = pool_stats(server)
         code, _, log = stop(server, signal.SIGTERM, timeout=20)
 
     assert code == -signal.SIGTERM, log
@@ -92,7 +94,7 @@ def test_overload_is_answered_503_counted_and_logged_as_a_summary(tmp_path: Path
     }
     with serving(tmp_path, uvicorn(), config) as (server, _):
         seen = hammer(server, "/fire/{i}", 1500, clients=20, timeout=60)
-        counters = stats(server)
+        counters = pool_stats(server)
         code, _, log = stop(server, signal.SIGTERM, timeout=30)
 
     assert code == -signal.SIGTERM, log

@@ -8,7 +8,6 @@ The app is tests/flask/server_app.py: ``/fire/<i>`` submits a task of
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
@@ -16,17 +15,10 @@ from typing import Any
 
 import pytest
 
-from ..servers.harness import POSIX_ONLY, Hammered, Server, get, gunicorn, hammer, stop
+from ..servers.harness import POSIX_ONLY, Hammered, Server, get, gunicorn, hammer, pool_stats, stop
 from .test_servers import flask_run, serving
 
 pytestmark = POSIX_ONLY
-
-
-def stats(server: Server) -> dict[str, Any]:
-    status, body = get(server.port, "/stats")
-    assert status == 200, body
-    answer: dict[str, Any] = json.loads(body)
-    return answer
 
 
 def assert_accounted(seen: Hammered, counters: dict[str, Any], server: Server) -> None:
@@ -57,7 +49,7 @@ def test_a_blocked_submission_never_outlives_gunicorns_timeout(tmp_path: Path) -
             began = time.monotonic()
             status, _ = get(server.port, f"/fire/{i}", timeout=10)
             took.append((status, time.monotonic() - began))
-        counters = stats(server)
+        counters = pool_stats(server)
         code, _, log = stop(server, signal.SIGTERM, timeout=40)
 
     assert code == 0, log
@@ -97,7 +89,7 @@ def test_overload_is_answered_503_and_counted(tmp_path: Path, argv: list[str]) -
     }
     with serving(tmp_path, argv, config) as server:
         seen = hammer(server, "/fire/{i}", 600, clients=8, timeout=60)
-        counters = stats(server)
+        counters = pool_stats(server)
         code, _, log = stop(server, signal.SIGTERM, timeout=40)
 
     assert code in (0, -signal.SIGTERM), log

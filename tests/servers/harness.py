@@ -11,6 +11,7 @@ PYTHONPATH holds this folder too. Import this module as ``from ..servers.harness
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pytest
 
@@ -419,6 +420,14 @@ def hammer(server: Server, path: str, count: int, *, clients: int, timeout: floa
         thread.join(timeout + 10)
     seen.seconds = time.monotonic() - began
     return seen
+
+
+def pool_stats(server: Server) -> dict[str, Any]:
+    """The pool's counters, as the app's ``/stats`` answers them."""
+    status, body = get(server.port, "/stats")
+    assert status == 200, body
+    answer: dict[str, Any] = json.loads(body)
+    return answer
 
 
 def ping_while(server: Server, busy: threading.Event, path: str = "/ping") -> list[float]:
