@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -60,12 +61,57 @@ def shutdown_open_pools() -> None:
 atexit.register(shutdown_open_pools)
 
 
+def _at_thread_shutdown() -> None:
+    """threading's own exit hook (where the stdlib drains its thread pools): in a
+    `multiprocessing` child, the only one that runs, as the child ends by ``os._exit``.
+
+    Servers whose workers are such children (granian's WSGI workers, hypercorn's) would
+    otherwise end them with every queued task lost. In any other process the `atexit`
+    hook drains, once the last non-daemon thread has ended.
+    """
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None and multiprocessing.parent_process() is not None:
+        shutdown_open_pools()
+
+
+# A private hook of the stdlib's (concurrent.futures.thread uses it too); where it is
+# missing, multiprocessing children are left to the SIGTERM handler.
+_register_at_thread_shutdown = getattr(threading, "_register_atexit", None)
+if _register_at_thread_shutdown is not None:
+    _register_at_thread_shutdown(_at_thread_shutdown)
+
+
 def _reset_in_child() -> None:
     global _exit_began
     _exit_began = None
 
 
 os.register_at_fork(after_in_child=_reset_in_child)
+
+
+def unguarded_server() -> str | None:
+    """If this process is served by a server known to let SIGTERM end it at once (no
+    handler, so no exit hook and no drain), which one and how; else None.
+
+    Adapters warn with it at startup, naming their own switch for `install_sigterm_handler`.
+    Only the main thread sees the process's handlers; elsewhere this says None.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None  # somebody handles it: a server, or this library
+    multiprocessing = sys.modules.get("multiprocessing")
+    in_child = multiprocessing is not None and multiprocessing.parent_process() is not None
+    if "waitress" in sys.modules:
+        return "waitress installs no signal handler"
+    if "hypercorn" in sys.modules and in_child:
+        return (
+            "hypercorn's worker processes install no SIGTERM handler (a SIGTERM to the "
+            "whole process group, systemd's default, reaches them)"
+        )
+    if os.environ.get("FLASK_RUN_FROM_CLI") == "true" and "run" in sys.argv[1:]:
+        return "flask run's development server installs no SIGTERM handler"
+    return None
 
 
 def install_sigterm_handler() -> None:

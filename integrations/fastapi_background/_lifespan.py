@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import anyio.to_thread
 from starlette.applications import Starlette
 
-from background_core import Background, PoolOptions, check_options
+from background_core import (
+    Background,
+    PoolOptions,
+    check_option,
+    check_options,
+    install_sigterm_handler,
+    unguarded_server,
+)
 
 from ._pool import RETRY_AFTER, web_options
 
@@ -39,6 +46,7 @@ def lifespan(
     pool: Background | None = None,
     dask_scheduler: str | None = None,
     retry_after: int = RETRY_AFTER,
+    sigterm_handler: bool = False,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[Starlette]: ...
 @overload
@@ -49,6 +57,7 @@ def lifespan(
     pool: Background | None = None,
     dask_scheduler: str | None = None,
     retry_after: int = RETRY_AFTER,
+    sigterm_handler: bool = False,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[AppT]: ...
 def lifespan(
@@ -58,6 +67,7 @@ def lifespan(
     pool: Background | None = None,
     dask_scheduler: str | None = None,
     retry_after: int = RETRY_AFTER,
+    sigterm_handler: bool = False,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[Any]:
     """A lifespan that runs a background pool with the app: ``FastAPI(lifespan=lifespan())``.
@@ -74,6 +84,10 @@ def lifespan(
             lifespan connects at startup (which fails if no scheduler answers within 10 s)
             and closes the connection at shutdown. Tasks must then be module-level.
         retry_after: Seconds a 503 for a full queue asks the client to wait.
+        sigterm_handler: At startup, install `background_core.install_sigterm_handler()`,
+            for servers whose processes do not handle SIGTERM (hypercorn's workers): a
+            SIGTERM then drains the pool before the process ends. Without it, the
+            lifespan logs a WARNING where it can tell that tasks would be lost.
         **options: `background_core.Background` options, when no `pool` is given. The
             defaults are a web app's (see `pool()`): name "app", at most 10,000 tasks
             waiting, a full queue refused at once (the handler answers 503), a drain of
@@ -90,6 +104,7 @@ def lifespan(
         ImportError: `dask_scheduler` was given but Dask's distributed is not installed.
         ValueError: An option's value is wrong.
     """
+    check_option("eager", sigterm_handler, "sigterm_handler")  # True or False
     if pool is not None and (options or dask_scheduler is not None):
         given = sorted([*options, *(["dask_scheduler"] if dask_scheduler is not None else [])])
         raise TypeError(
@@ -116,6 +131,7 @@ def lifespan(
             bg = Background(**on_cluster)
         try:
             bg.start()
+            _guard_sigterm(bg, sigterm_handler)
             app.state.background = bg
             if app_lifespan is None:
                 yield {STATE_KEY: bg}
@@ -131,6 +147,20 @@ def lifespan(
             await anyio.to_thread.run_sync(_stop, bg, owned)
 
     return run
+
+
+def _guard_sigterm(bg: Background, install: bool) -> None:
+    """Install the SIGTERM handler if asked; else warn if the server would lose tasks."""
+    if install:
+        install_sigterm_handler()  # raises RuntimeError off the main thread, saying so
+    elif (server := unguarded_server()) is not None:
+        logger.warning(
+            "%s: a SIGTERM would end this process at once, with the tasks still queued in "
+            "pool %r lost. Pass lifespan(sigterm_handler=True) to drain them first.",
+            server,
+            bg.name,
+            extra={"pool": bg.name},
+        )
 
 
 def _check_dask_scheduler(address: str) -> None:

@@ -132,6 +132,15 @@ class Background(Executor):
             options["own_executor"] = True  # its client closes when the pool shuts down
         if switches["SIGTERM_HANDLER"]:
             background_core.install_sigterm_handler()  # raises off the main thread
+        elif (server := background_core.unguarded_server()) is not None:
+            logger.warning(
+                "%s: a SIGTERM would end this process at once, with the tasks still queued "
+                "in pool %r lost. Set %s_SIGTERM_HANDLER = True to drain them first.",
+                server,
+                app.name,
+                self.config_prefix,
+                extra={"pool": app.name},
+            )
         pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
         pool = background_core.Background(
             name=pool_name,

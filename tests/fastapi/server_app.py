@@ -23,7 +23,7 @@ from typing import Any
 from app_support import background_config, hang_forever, record_after_a_while
 from fastapi import FastAPI, Request
 
-from fastapi_background import BackgroundDep, background_of, lifespan
+from fastapi_background import BackgroundDep, background_of, lifespan, pool
 
 STARTUP_ERROR = "server_app: the app's own lifespan failed on purpose"
 
@@ -84,3 +84,14 @@ async def ping() -> str:
 @app.get("/stats")
 async def stats(bg: BackgroundDep) -> dict[str, Any]:
     return dataclasses.asdict(bg.stats())
+
+
+# For servers that run no lifespan (daphne): a pool of the module's own, submitted to
+# directly; it drains at the interpreter's exit.
+module_pool = pool(name="module", workers=4, drain_timeout=5)
+
+
+@app.get("/fire-module/{i}")
+async def fire_module(i: int) -> dict[str, int]:
+    module_pool.submit(record_after_a_while, str(i))
+    return {"pid": os.getpid()}

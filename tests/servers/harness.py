@@ -252,8 +252,10 @@ def fire(
     after: int | None = None,
     then: Callable[[], float] | None = None,
     timeout: float = 30,
+    path: str = "/fire/{i}",
 ) -> Load[T]:
-    """GET /fire/0 .. /fire/<count-1> from `clients` threads; `parse` each answer's body.
+    """GET /fire/0 .. /fire/<count-1> (`path`) from `clients` threads; `parse` each
+    answer's body.
 
     Once `after` requests were answered, call `then` (which sends a signal and returns
     when). A client stops at its first failed request; all stop after `timeout` seconds.
@@ -270,7 +272,7 @@ def fire(
             if i is None:
                 return
             try:
-                status, body = get(server.port, f"/fire/{i}")
+                status, body = get(server.port, path.format(i=i))
             except (OSError, http.client.HTTPException) as exc:
                 with lock:
                     load.failed.append((i, repr(exc)))
@@ -309,17 +311,24 @@ class Stopped(Generic[T]):
 
 
 def sigterm_mid_load(
-    server: Server, requests: int, *, after: int, parse: Callable[[str], T]
+    server: Server,
+    requests: int,
+    *,
+    after: int,
+    parse: Callable[[str], T],
+    signum: int = signal.SIGTERM,
+    group: bool = False,
+    path: str = "/fire/{i}",
 ) -> Stopped[T]:
-    """Fire `requests` tasks, SIGTERM the server's main process after `after` answers,
-    and wait for it to exit."""
+    """Fire `requests` tasks, send `signum` (SIGTERM) to the server's main process, or
+    with `group` to its process group, after `after` answers, and wait for it to exit."""
     at_signal: list[int] = []
 
     def terminate() -> float:
         at_signal.append(server.written())
-        return server.send(signal.SIGTERM)
+        return server.send(signum, group=group)
 
-    load = fire(server, requests, parse=parse, after=after, then=terminate)
+    load = fire(server, requests, parse=parse, after=after, then=terminate, path=path)
     assert load.triggered_at is not None, load
     code = server.wait(DRAIN + 15)
     elapsed = time.monotonic() - load.triggered_at
@@ -345,6 +354,17 @@ def assert_ran_where_served(server: Server, served_by: Mapping[int, int]) -> Non
     ran_in = {tag: pid for pid, tag in server.lines()}
     wrong = {i: (pid, ran_in[str(i)]) for i, pid in served_by.items() if ran_in[str(i)] != pid}
     assert not wrong, f"tasks that ran in another process than the one that served: {wrong}"
+
+
+def assert_stopped_cleanly(server: Server, stopped: Stopped[Any], margin: float) -> Counter[str]:
+    """After a signal mid-load: the server exited within the drain deadline (and
+    `margin`), every answered task ran exactly once, nothing was left unfinished."""
+    assert stopped.elapsed < DRAIN + margin, (stopped.elapsed, stopped.log)
+    assert len(stopped.load.answered) >= stopped.answered_at_signal, stopped.load.failed
+    ran = assert_each_ran_once(server, set(stopped.load.answered))
+    assert "unfinished" not in stopped.log, stopped.log
+    assert "Traceback" not in stopped.log, stopped.log
+    return ran
 
 
 def unfinished_warning(pool: str, task_id: int) -> str:

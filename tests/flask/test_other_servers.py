@@ -1,0 +1,100 @@
+"""The Flask extension under the other WSGI servers people deploy on: granian (its WSGI
+workers are ``multiprocessing`` children, which run no ``atexit`` hook) and waitress (no
+signal handlers at all). Each is stopped by a signal in the middle of a load:
+every answered task runs exactly once, within the drain deadline, or the library said at
+startup that it would not.
+
+The app is tests/flask/server_app.py, as in test_servers.py; see docs/servers.md.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from ..servers import harness
+from ..servers.harness import (
+    BIN,
+    DRAIN,
+    POSIX_ONLY,
+    Server,
+    assert_stopped_cleanly,
+    sigterm_mid_load,
+)
+from .test_servers import APP_DIR, SCRUB
+
+pytestmark = POSIX_ONLY
+
+MARGIN = 2.5  # seconds a server may take beyond the drain deadline to exit
+CONFIG = {"BACKGROUND_WORKERS": "4", "BACKGROUND_DRAIN_TIMEOUT": str(DRAIN)}
+HANDLER_WARNING = "Set BACKGROUND_SIGTERM_HANDLER = True to drain them first."
+
+
+def stopped_mid_load(
+    tmp_path: Path, argv: list[str], config: dict[str, str], signum: int, *, group: bool
+) -> tuple[Server, harness.Stopped[str]]:
+    server = harness.launch(tmp_path, argv, config, app_dir=APP_DIR, scrub=SCRUB, group=True)
+    with harness.serving(server, ready=lambda *_: None):
+        stopped = sigterm_mid_load(server, 500, after=250, parse=str, signum=signum, group=group)
+    return server, stopped
+
+
+def granian(workers: int) -> list[str]:
+    return [
+        str(BIN / "granian"),
+        *("--interface", "wsgi", "--host", "127.0.0.1", "--port", "{port}"),
+        *("--workers", str(workers), "--no-access-log", "server_app:app"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("workers", "signum", "group"),
+    [
+        (1, signal.SIGTERM, False),
+        (2, signal.SIGTERM, False),
+        (2, signal.SIGINT, False),
+        (2, signal.SIGTERM, True),
+    ],
+    ids=["1-worker-TERM", "2-workers-TERM", "2-workers-INT", "2-workers-TERM-to-group"],
+)
+def test_granian_runs_every_answered_task(
+    tmp_path: Path, workers: int, signum: int, group: bool
+) -> None:
+    server, stopped = stopped_mid_load(tmp_path, granian(workers), CONFIG, signum, group=group)
+    assert stopped.code == 0, stopped.log
+    ran = assert_stopped_cleanly(server, stopped, MARGIN)
+    print(
+        f"granian wsgi, {workers} workers, {signal.Signals(signum).name}"
+        f"{' to the group' if group else ''}: {len(stopped.load.answered)} answered,"
+        f" {stopped.written_at_signal} written at the signal, {len(ran)} ran;"
+        f" exited {stopped.elapsed:.2f}s after it"
+    )
+
+
+WAITRESS = [str(BIN / "waitress-serve"), "--listen=127.0.0.1:{port}", "server_app:app"]
+
+
+def test_waitress_with_the_sigterm_switch_runs_every_answered_task(tmp_path: Path) -> None:
+    config = {**CONFIG, "BACKGROUND_SIGTERM_HANDLER": "true"}
+    server, stopped = stopped_mid_load(tmp_path, WAITRESS, config, signal.SIGTERM, group=False)
+    assert stopped.code == -signal.SIGTERM, stopped.log  # it ends by the signal, after the drain
+    ran = assert_stopped_cleanly(server, stopped, MARGIN)
+    assert HANDLER_WARNING not in stopped.log
+    print(f"waitress with the switch: {len(stopped.load.answered)} answered, {len(ran)} ran")
+
+
+def test_waitress_stopped_by_sigint_runs_every_answered_task(tmp_path: Path) -> None:
+    # Ctrl-C: a KeyboardInterrupt ends waitress's serving loop, and the exit hook drains.
+    server, stopped = stopped_mid_load(tmp_path, WAITRESS, CONFIG, signal.SIGINT, group=False)
+    ran = assert_stopped_cleanly(server, stopped, MARGIN)
+    print(f"waitress, SIGINT: {len(stopped.load.answered)} answered, {len(ran)} ran")
+
+
+def test_waitress_without_the_switch_says_so_at_startup(tmp_path: Path) -> None:
+    server = harness.launch(tmp_path, WAITRESS, CONFIG, app_dir=APP_DIR, scrub=SCRUB, group=True)
+    with harness.serving(server, ready=lambda *_: None):
+        log = server.stderr()
+    assert "[WARNING] background: waitress installs no signal handler: a SIGTERM would end" in log
+    assert HANDLER_WARNING in log
