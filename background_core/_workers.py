@@ -136,11 +136,6 @@ class Workers:
         loop = self._loop
         return thread in self._threads or (loop is not None and thread is loop.thread)
 
-    def threads(self) -> list[threading.Thread]:
-        """The threads alive now, oldest first."""
-        with self._lock:
-            return sorted(self._threads, key=lambda thread: thread.name)
-
     # -- the threads -----------------------------------------------------------------
 
     def _grow(self, count: int) -> None:
