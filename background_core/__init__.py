@@ -17,7 +17,7 @@ from ._errors import PoolClosed as PoolClosed
 from ._errors import QueueFull as QueueFull
 from ._errors import TaskNotImportable as TaskNotImportable
 from ._exit import install_sigterm_handler as install_sigterm_handler
-from ._exit import unguarded_server as unguarded_server
+from ._exit import warn_if_unguarded as warn_if_unguarded
 from ._options import ErrorHook as ErrorHook
 from ._options import FutureCallback as FutureCallback
 from ._options import OnFull as OnFull
@@ -75,6 +75,6 @@ __all__ = (  # noqa: RUF022  (grouped by who needs them, sorted within a group)
     "check_option",
     "check_options",
     "check_workers",
-    "unguarded_server",
     "usable_cpus",
+    "warn_if_unguarded",
 )

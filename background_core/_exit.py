@@ -89,13 +89,29 @@ def _reset_in_child() -> None:
 os.register_at_fork(after_in_child=_reset_in_child)
 
 
-def unguarded_server() -> str | None:
-    """If this process is served by a server known to let SIGTERM end it at once (no
-    handler, so no exit hook and no drain), which one and how; else None.
+def warn_if_unguarded(pool: str, fix: str) -> bool:
+    """Log a WARNING, and return True, if this process is served by a server known to let
+    SIGTERM end it at once (no handler, so no exit hook and no drain).
 
-    Adapters warn with it at startup, naming their own switch for `install_sigterm_handler`.
-    Only the main thread sees the process's handlers; elsewhere this says None.
+    For adapters at startup: `fix` says how to switch `install_sigterm_handler` on in the
+    adapter's own terms ("Set BACKGROUND_SIGTERM_HANDLER = True").
     """
+    server = _unguarded_server()
+    if server is not None:
+        logger.warning(
+            "%s: a SIGTERM would end this process at once, with the tasks still queued in "
+            "pool %r lost. %s to drain them first.",
+            server,
+            pool,
+            fix,
+            extra={"pool": pool},
+        )
+    return server is not None
+
+
+def _unguarded_server() -> str | None:
+    """Which server lets SIGTERM end this process at once, and how; else None. Only the
+    main thread sees the process's handlers; elsewhere this says None."""
     if threading.current_thread() is not threading.main_thread():
         return None
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:

@@ -21,7 +21,7 @@ from background_core import (
     check_option,
     check_options,
     install_sigterm_handler,
-    unguarded_server,
+    warn_if_unguarded,
 )
 
 from ._pool import RETRY_AFTER, web_options
@@ -153,14 +153,8 @@ def _guard_sigterm(bg: Background, install: bool) -> None:
     """Install the SIGTERM handler if asked; else warn if the server would lose tasks."""
     if install:
         install_sigterm_handler()  # raises RuntimeError off the main thread, saying so
-    elif (server := unguarded_server()) is not None:
-        logger.warning(
-            "%s: a SIGTERM would end this process at once, with the tasks still queued in "
-            "pool %r lost. Pass lifespan(sigterm_handler=True) to drain them first.",
-            server,
-            bg.name,
-            extra={"pool": bg.name},
-        )
+    else:
+        warn_if_unguarded(bg.name, "Pass lifespan(sigterm_handler=True)")
 
 
 def _check_dask_scheduler(address: str) -> None:

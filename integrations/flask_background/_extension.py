@@ -130,18 +130,12 @@ class Background(Executor):
         if scheduler is not None:
             options["executor"] = _dask_executor(scheduler, scheduler_key)
             options["own_executor"] = True  # its client closes when the pool shuts down
+        pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
         if switches["SIGTERM_HANDLER"]:
             background_core.install_sigterm_handler()  # raises off the main thread
-        elif (server := background_core.unguarded_server()) is not None:
-            logger.warning(
-                "%s: a SIGTERM would end this process at once, with the tasks still queued "
-                "in pool %r lost. Set %s_SIGTERM_HANDLER = True to drain them first.",
-                server,
-                app.name,
-                self.config_prefix,
-                extra={"pool": app.name},
-            )
-        pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
+        else:
+            fix = f"Set {self.config_prefix}_SIGTERM_HANDLER = True"
+            background_core.warn_if_unguarded(pool_name, fix)
         pool = background_core.Background(
             name=pool_name,
             on_error=self._on_error,
