@@ -17,7 +17,6 @@ from ._errors import PoolClosed as PoolClosed
 from ._errors import QueueFull as QueueFull
 from ._errors import TaskNotImportable as TaskNotImportable
 from ._exit import install_sigterm_handler as install_sigterm_handler
-from ._exit import warn_if_unguarded as warn_if_unguarded
 from ._options import ErrorHook as ErrorHook
 from ._options import FutureCallback as FutureCallback
 from ._options import OnFull as OnFull
@@ -33,6 +32,7 @@ from ._remote import run_by_path as run_by_path
 from ._report import DrainReport as DrainReport
 from ._report import Stats as Stats
 from ._report import TaskInfo as TaskInfo
+from ._servers import warn_if_unguarded as warn_if_unguarded
 from ._task import AsyncTask as AsyncTask
 from ._task import Task as Task
 from ._task import TaskDecorator as TaskDecorator

@@ -89,47 +89,6 @@ def _reset_in_child() -> None:
 os.register_at_fork(after_in_child=_reset_in_child)
 
 
-def warn_if_unguarded(pool: str, fix: str) -> bool:
-    """Log a WARNING, and return True, if this process is served by a server known to let
-    SIGTERM end it at once (no handler, so no exit hook and no drain).
-
-    For adapters at startup: `fix` says how to switch `install_sigterm_handler` on in the
-    adapter's own terms ("Set BACKGROUND_SIGTERM_HANDLER = True").
-    """
-    server = _unguarded_server()
-    if server is not None:
-        logger.warning(
-            "%s: a SIGTERM would end this process at once, with the tasks still queued in "
-            "pool %r lost. %s to drain them first.",
-            server,
-            pool,
-            fix,
-            extra={"pool": pool},
-        )
-    return server is not None
-
-
-def _unguarded_server() -> str | None:
-    """Which server lets SIGTERM end this process at once, and how; else None. Only the
-    main thread sees the process's handlers; elsewhere this says None."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return None  # somebody handles it: a server, or this library
-    multiprocessing = sys.modules.get("multiprocessing")
-    in_child = multiprocessing is not None and multiprocessing.parent_process() is not None
-    if "waitress" in sys.modules:
-        return "waitress installs no signal handler"
-    if "hypercorn" in sys.modules and in_child:
-        return (
-            "hypercorn's worker processes install no SIGTERM handler (a SIGTERM to the "
-            "whole process group, systemd's default, reaches them)"
-        )
-    if os.environ.get("FLASK_RUN_FROM_CLI") == "true" and "run" in sys.argv[1:]:
-        return "flask run's development server installs no SIGTERM handler"
-    return None
-
-
 def install_sigterm_handler() -> None:
     """On SIGTERM, drain every running pool within its deadline, then go on as SIGTERM would.
 

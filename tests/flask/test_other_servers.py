@@ -98,3 +98,59 @@ def test_waitress_without_the_switch_says_so_at_startup(tmp_path: Path) -> None:
         log = server.stderr()
     assert "[WARNING] background: waitress installs no signal handler: a SIGTERM would end" in log
     assert HANDLER_WARNING in log
+
+
+def uwsgi(*options: str) -> list[str]:
+    """uWSGI with the options docs/servers.md gives: a master, 2 workers, threads on."""
+    return [
+        str(BIN / "uwsgi"),
+        *("--http-socket", "127.0.0.1:{port}", "--master", "--processes", "2"),
+        *("--enable-threads", "--module", "server_app:app", "--disable-logging"),
+        *options,
+    ]
+
+
+GRACEFUL_STOP = (
+    *("--hook-master-start", "unix_signal:15 gracefully_kill_them_all"),
+    *("--hook-master-start", "unix_signal:2 gracefully_kill_them_all"),
+)
+UWSGI_WARNING = "uWSGI ends a worker at once on SIGTERM and SIGINT"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.parametrize(
+    "mode", [(), ("--threads", "4"), ("--lazy-apps",)], ids=["processes", "threads", "lazy-apps"]
+)
+def test_uwsgi_stopped_gracefully_runs_every_answered_task(
+    tmp_path: Path, mode: tuple[str, ...], signum: int
+) -> None:
+    argv = uwsgi(*GRACEFUL_STOP, *mode)
+    server, stopped = stopped_mid_load(tmp_path, argv, CONFIG, signum, group=False)
+    assert stopped.code == 0, stopped.log
+    ran = assert_stopped_cleanly(server, stopped, MARGIN)
+    assert UWSGI_WARNING not in stopped.log
+    print(
+        f"uWSGI {' '.join(mode) or 'processes'}, {signal.Signals(signum).name}:"
+        f" {len(stopped.load.answered)} answered, {stopped.written_at_signal} written at the"
+        f" signal, {len(ran)} ran; exited {stopped.elapsed:.2f}s after it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "fix"),
+    [
+        (("--die-on-term",), '--hook-master-start "unix_signal:15 gracefully_kill_them_all"'),
+        ((*GRACEFUL_STOP, "--skip-atexit-teardown"), "Drop --skip-atexit-teardown"),
+    ],
+    ids=["no-graceful-stop", "skip-atexit-teardown"],
+)
+def test_uwsgi_without_a_graceful_stop_says_so_at_startup(
+    tmp_path: Path, options: tuple[str, ...], fix: str
+) -> None:
+    argv = uwsgi(*options)
+    server = harness.launch(tmp_path, argv, CONFIG, app_dir=APP_DIR, scrub=SCRUB, group=True)
+    with harness.serving(server, ready=lambda *_: None):
+        assert harness.get(server.port, "/ping") == (200, "pong")  # uWSGI binds, then loads
+        log = server.stderr()
+    assert f"[WARNING] background: {UWSGI_WARNING}" in log, log
+    assert fix in log, log
