@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: test lint typecheck pytest bench clean demo demo-screenshot
@@ -14,11 +15,17 @@ BENCH_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when pyproject.toml changed.
+# Reinstall only when pyproject.toml changed. The groups are pyproject.toml's
+# [dependency-groups] (pip 25.1 installs them); dev includes demo.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	touch $(STAMP) $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e . --group demo
+	touch $(DEMO_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,7 +40,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e . --group bench
 	touch $(BENCH_STAMP)
 
 # The whole benchmark suite (under 5 minutes on 2 cores): a table, bench/results/latest.{json,md}
@@ -42,7 +49,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # The demo: `make demo`, `make demo FRAMEWORK=flask`; more options in DEMO_ARGS.
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m demo_app --framework $(FRAMEWORK) $(DEMO_ARGS)
 
 # Retakes docs/demo.png from the real page (needs Debian's chromium).

@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from typing import Any, ParamSpec, TypeVar, overload
 
 from background_core import Background, FutureCallback, TaskMaker, check_workers, usable_cpus
+from background_core import __version__ as __version__
 
 __all__ = ("callback", "default_pool", "n", "run", "task")
 

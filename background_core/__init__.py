@@ -38,6 +38,7 @@ from ._task import Task as Task
 from ._task import TaskDecorator as TaskDecorator
 from ._task import TaskMaker as TaskMaker
 from ._task import TaskPool as TaskPool
+from ._version import __version__ as __version__
 
 __all__ = (  # noqa: RUF022  (grouped by who needs them, sorted within a group)
     # Pools and tasks.

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             _check_scheduler(args.dask_scheduler, "--dask-scheduler")
         except ImportError:
-            cli.error("--dask-scheduler needs Dask: pip install 'background[dask]'")
+            cli.error("--dask-scheduler needs Dask: pip install distributed")
         except (TypeError, ValueError) as error:
             cli.error(str(error))
     logging.basicConfig(

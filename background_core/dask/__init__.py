@@ -1,6 +1,6 @@
 """Run a pool's tasks on a Dask cluster: ``Background(executor=dask_executor(client))``.
 
-Needs ``pip install 'background[dask]'``; importing this package without it raises an
+Needs Dask's ``distributed`` (the ``dask`` extra); importing this package without it raises an
 ImportError that says so. See `DaskExecutor` for what it guarantees.
 """
 
@@ -10,7 +10,8 @@ try:
     import distributed as _distributed  # noqa: F401  (the one check that Dask is installed)
 except ImportError as missing:
     raise ImportError(
-        "background_core.dask needs Dask's distributed: pip install 'background[dask]'"
+        "background_core.dask needs Dask's distributed: pip install distributed, or install "
+        "background with its 'dask' extra (see the README's Install)"
     ) from missing
 
 from ._connection import CONNECT_TIMEOUT as CONNECT_TIMEOUT

@@ -17,6 +17,17 @@ from __future__ import annotations
 
 from typing import Any
 
+try:
+    import starlette as _starlette  # noqa: F401  (the one check that Starlette is installed)
+except ModuleNotFoundError as missing:
+    raise ModuleNotFoundError(
+        "fastapi_background needs Starlette (FastAPI brings it): pip install fastapi, or "
+        "install background with its 'fastapi' extra (see the README's Install)",
+        name=missing.name,
+    ) from missing
+
+from background_core import __version__ as __version__
+
 from ._dependency import background_of as background_of
 from ._dependency import get_background as get_background
 from ._lifespan import lifespan as lifespan
@@ -32,7 +43,8 @@ except ModuleNotFoundError as missing:  # Starlette without FastAPI
     def __getattr__(name: str) -> Any:
         if name == "BackgroundDep":
             raise ImportError(
-                "BackgroundDep needs FastAPI: pip install 'background[fastapi]'"
+                "BackgroundDep needs FastAPI: pip install fastapi, or install background with "
+                "its 'fastapi' extra (see the README's Install)"
             ) from _missing
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

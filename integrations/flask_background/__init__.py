@@ -15,6 +15,17 @@ def create_app() -> Flask:
 
 from __future__ import annotations
 
+try:
+    import flask as _flask  # noqa: F401  (the one check that Flask is installed)
+except ModuleNotFoundError as missing:
+    raise ModuleNotFoundError(
+        "flask_background needs Flask: pip install flask, or install background with its "
+        "'flask' extra (see the README's Install)",
+        name=missing.name,
+    ) from missing
+
+from background_core import __version__ as __version__
+
 from ._extension import Background as Background
 
 __all__ = ("Background",)

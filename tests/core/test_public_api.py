@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import concurrent.futures.thread
 import inspect
+import subprocess
+import sys
 import types
+
+import pytest
 
 import background
 import background_core
@@ -56,3 +60,37 @@ def test_the_core_package_never_imports_dask() -> None:
     code = "import sys, background, background_core; print('distributed' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_package_says_the_installed_version() -> None:
+    import importlib.metadata
+
+    import fastapi_background
+    import flask_background
+
+    installed = importlib.metadata.version("background")
+    for package in (background, background_core, flask_background, fastapi_background):
+        assert package.__version__ == installed, package.__name__
+
+
+@pytest.mark.parametrize(
+    ("module", "missing", "hint"),
+    [
+        ("flask_background", "flask", "flask_background needs Flask: pip install flask"),
+        ("fastapi_background", "starlette", "fastapi_background needs Starlette"),
+        ("background_core.dask", "distributed", "pip install distributed, or install"),
+    ],
+)
+def test_an_adapter_without_its_framework_names_what_to_install(
+    module: str, missing: str, hint: str
+) -> None:
+    # A fresh interpreter where `missing` cannot be imported, as if it were not installed.
+    code = f"import sys; sys.modules[{missing!r}] = None; import {module}"
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 1
+    last_line = run.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(("ModuleNotFoundError: ", "ImportError: ")), run.stderr
+    assert hint in last_line, run.stderr
+    assert "extra" in last_line

@@ -14,7 +14,7 @@ from .demo_process import running_demo
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING)
 
 playwright = pytest.importorskip(
-    "playwright.sync_api", reason="needs Playwright: pip install -e '.[dev]'"
+    "playwright.sync_api", reason="needs Playwright: make test installs it (the dev group)"
 )
 expect = playwright.expect
 
