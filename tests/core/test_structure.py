@@ -114,7 +114,7 @@ def foreign_private_uses(path: Path) -> list[str]:
             found += [
                 f"from {'.' * node.level}{node.module} import {alias.name}"
                 for alias in node.names
-                if alias.name.startswith("_")
+                if alias.name.startswith("_") and not alias.name.startswith("__")  # __version__
             ]
         if not isinstance(node, ast.Attribute):
             continue
