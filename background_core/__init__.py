@@ -69,7 +69,7 @@ __all__ = (  # noqa: RUF022  (grouped by who needs them, sorted within a group)
     "FutureCallback",
     "OnFull",
     "PoolOptions",
-    # Hooks for adapters (Flask, FastAPI, ...): see the README's "Writing an adapter".
+    # Hooks for adapters (Flask, FastAPI, ...): see docs/adapters.md.
     "TaskMaker",
     "TaskPool",
     "check_count",

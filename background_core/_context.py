@@ -16,6 +16,8 @@ from contextvars import Context, ContextVar, copy_context
 from typing import Any, TypeAlias, TypeVar
 
 Capturer = Callable[[], "AbstractContextManager[object] | None"]
+"""Called at submission in the submitting thread; returns a context manager that the worker
+enters around the task, or None."""
 # What a submission captured: nothing, one manager (the common case: no tuple to build),
 # or several, outermost first.
 Captured: TypeAlias = (

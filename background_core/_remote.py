@@ -104,7 +104,7 @@ def run_by_path(path: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
 
     Raises:
         TypeError: The result does not pickle; the message names the task.
-        Whatever the function raises.
+        Exception: Whatever the function raises, unchanged.
     """
     result = resolve(path)(*args, **kwargs)
     if result is not None:

@@ -44,6 +44,17 @@ class Stats:
 
     ``submitted == queued + running + succeeded + failed + cancelled`` always holds.
     ``rejected`` counts submissions that were refused (queue full, or pool closed).
+
+    Attributes:
+        name: The pool's name.
+        workers: The pool's worker threads.
+        queued: Tasks accepted that have not started.
+        running: Tasks running now (on another executor: those it says have started).
+        submitted: Tasks accepted (in a forked child: since the fork).
+        succeeded: Tasks that returned.
+        failed: Tasks that raised.
+        cancelled: Tasks cancelled before they finished.
+        rejected: Submissions refused: a full queue, a closed pool, a capturer that raised.
     """
 
     name: str

@@ -74,7 +74,11 @@ class TaskPool(Protocol):
         kwargs: dict[str, Any],
         *,
         is_async: bool | None = None,
-    ) -> Future[Any]: ...
+    ) -> Future[Any]:
+        """Submit ``fn(*args, **kwargs)`` under the task name `name`; return its Future.
+
+        `is_async` says whether `fn` returns a coroutine; None finds out.
+        """
 
 
 class Task(Generic[P, R]):

@@ -2,8 +2,8 @@
 
 Prints each table, writes ``bench/results/latest.json`` and ``latest.md``, and draws
 ``docs/bench.png``. ``--quick`` is a short smoke run; ``--only KEY`` runs some sections;
-``--update-readme`` also copies the Markdown into README.md between its bench markers;
-``--render`` only redraws the Markdown, the chart (and the README) from ``latest.json``.
+``--update-docs`` also copies the Markdown into docs/benchmarks.md between its bench
+markers; ``--render`` only redraws the Markdown, the chart (and the page) from ``latest.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from bench.section import Section, section_from_dict
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CHART = ROOT / "docs" / "bench.png"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "benchmarks.md"
 MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
 # Section key -> module; the Dask row needs the `dask` extra.
 MODULES = {
@@ -41,15 +41,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--only", action="append", choices=list(MODULES), help="repeatable")
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update-docs", action="store_true", help="copy into " + str(PAGE))
     parser.add_argument("--render", action="store_true", help="from latest.json, measure nothing")
     args = parser.parse_args()
     if args.render:
         data = json.loads((RESULTS / "latest.json").read_text())
         rendered = [section_from_dict(s) for s in data["sections"]]
         write(rendered, data["machine"], json_too=False)
-        if args.update_readme:
-            update_readme(markdown(rendered, data["machine"]))
+        if args.update_docs:
+            update_page(markdown(rendered, data["machine"]))
         return
     started = time.monotonic()
     machine = describe()
@@ -70,8 +70,8 @@ def main() -> None:
     machine["seconds"] = {**seconds, "total": round(time.monotonic() - started, 1)}
     machine["quick"] = args.quick
     write(sections, machine)
-    if args.update_readme:
-        update_readme(markdown(sections, machine))
+    if args.update_docs:
+        update_page(markdown(sections, machine))
     print(f"done in {machine['seconds']['total']:.0f} s: {RESULTS / 'latest.md'}, {CHART}")
 
 
@@ -96,10 +96,10 @@ def write(sections: list[Section], machine: dict[str, Any], *, json_too: bool = 
     draw(sections, machine, CHART)
 
 
-def update_readme(text: str) -> None:
-    readme = README.read_text()
-    start, end = (readme.index(m) for m in MARKERS)
-    README.write_text(readme[: start + len(MARKERS[0])] + "\n" + text + readme[end:])
+def update_page(text: str) -> None:
+    page = PAGE.read_text()
+    start, end = (page.index(m) for m in MARKERS)
+    PAGE.write_text(page[: start + len(MARKERS[0])] + "\n" + text + page[end:])
 
 
 if __name__ == "__main__":

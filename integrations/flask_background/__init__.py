@@ -1,16 +1,18 @@
 """Flask extension of `background`: run functions in background threads from handlers.
 
-from flask_background import Background
+    from flask_background import Background
 
-bg = Background()
+    bg = Background()
 
-@bg.task
-def send_welcome(user_id: int) -> None: ...
+    @bg.task
+    def send_welcome(user_id: int) -> None: ...
 
-def create_app() -> Flask:
-    app = Flask(__name__)
-    bg.init_app(app)
-    return app
+    def create_app() -> Flask:
+        app = Flask(__name__)
+        bg.init_app(app)
+        return app
+
+Each app gets a pool of its own, configured by its ``BACKGROUND_*`` keys at `init_app`.
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def test_shutdown_never_cancels_a_task_the_cluster_runs(client: Client, tmp_path
 
 
 def test_a_worker_killed_mid_task_makes_the_task_run_again(bg: Background, tmp_path: Path) -> None:
-    # At-least-once delivery (see the README): the scheduler sends the task of a worker
+    # At-least-once delivery (see docs/dask.md): the scheduler sends the task of a worker
     # that died to another worker. The worker processes are this module's cluster's.
     out, release = str(tmp_path / "out"), tmp_path / "release"
     future = bg.submit(tasks.note_after, out, "killed", str(release))

@@ -1,4 +1,4 @@
-"""A cluster started as README says, `dask scheduler` and `dask worker` on 127.0.0.1, serving
+"""A cluster started as docs/dask.md says, `dask scheduler` and `dask worker` on 127.0.0.1, serving
 the demo's emails configured by the Flask key and the FastAPI lifespan option."""
 
 from __future__ import annotations

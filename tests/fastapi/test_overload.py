@@ -2,7 +2,7 @@
 503 with ``Retry-After`` on a connection kept alive, counted, and logged as a summary.
 
 The app is tests/fastapi/server_app.py: ``/fire/{i}`` submits from an ``async def``
-handler, as the README does; ``/ping`` answers at once; ``/stats`` is the pool's.
+handler, as the docs do; ``/ping`` answers at once; ``/stats`` is the pool's.
 """
 
 from __future__ import annotations

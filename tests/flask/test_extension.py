@@ -53,7 +53,7 @@ def test_defaults_are_set_on_the_config(apps: list[Flask]) -> None:
     Background(app)
     assert app.config["BACKGROUND_WORKERS"] is None
     assert app.extensions["background"].workers == background_core.usable_cpus()
-    # A web app sheds load rather than stall a request (README: Overload).
+    # A web app sheds load rather than stall a request (docs/overload.md).
     assert app.config["BACKGROUND_MAX_QUEUE"] == 10_000
     assert app.config["BACKGROUND_ON_FULL"] == "raise"
     assert app.config["BACKGROUND_BLOCK_TIMEOUT"] == 1.0
