@@ -9,7 +9,6 @@ demo), the From and To headers of what arrived, and waiting for a number of arri
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import threading
 import time
@@ -22,16 +21,13 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from bench.server_process import free_port
 from demo_app.sink import Sink, parse
 
+# free_port too: test_contract.py imports it from here.
+__all__ = ("Arrived", "Recorder", "SmtpServer", "free_port", "smtp_server")
+
 HOLD = 30.0  # seconds a message may wait at DATA before the server gives up on it
-
-
-def free_port() -> int:
-    """A port of 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
