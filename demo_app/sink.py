@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -104,12 +105,23 @@ class Sink:
     Args:
         inbox: Where received emails go; a new `Inbox` by default.
         host: The address to listen on.
+        ssl_context: Speak TLS from the first byte (SMTPS) with it; plain SMTP by default.
 
-    Raises OSError if no port can be bound. `start` and `stop` are for one thread.
+    A subclass serves with another handler, or with more of aiosmtpd's options (STARTTLS,
+    a login), by overriding `protocol`. Raises OSError if no port can be bound. `start`
+    and `stop` are for one thread.
     """
 
-    def __init__(self, inbox: Inbox | None = None, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        inbox: Inbox | None = None,
+        *,
+        host: str = "127.0.0.1",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.inbox = inbox if inbox is not None else Inbox()
+        self.ssl_context = ssl_context
+        self._keeper = _Keeper(self.inbox)
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are
         # TCP, and without it each multi-line reply waits for the client's delayed ACK.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -144,14 +156,16 @@ class Sink:
             raise RuntimeError(f"the SMTP sink did not start within {timeout}s")
         return self
 
+    def protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
+        """The aiosmtpd protocol that serves one client, made in the server's thread."""
+        # hostname: without it aiosmtpd looks up this machine's name for each client.
+        return SMTP(self._keeper, hostname="localhost", enable_SMTPUTF8=True, loop=loop)
+
     def _serve(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        handler = _Keeper(self.inbox)
-
-        def protocol() -> SMTP:
-            # hostname: without it aiosmtpd looks up this machine's name for each client.
-            return SMTP(handler, hostname="localhost", enable_SMTPUTF8=True, loop=loop)
-
-        server = loop.run_until_complete(loop.create_server(protocol, sock=self._socket))
+        serving = loop.create_server(
+            lambda: self.protocol(loop), sock=self._socket, ssl=self.ssl_context
+        )
+        server = loop.run_until_complete(serving)
         loop.call_soon(ready.set)
         try:
             loop.run_forever()
@@ -162,6 +176,9 @@ class Sink:
                 task.cancel()
             if tasks:
                 loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            # The loop may have stopped before the callbacks that finish closing connections
+            # ran: a transport left half closed would leak its socket.
+            loop.run_until_complete(asyncio.sleep(0))
             loop.close()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -23,13 +23,14 @@ from flask import Flask
 import flask_background
 from background_core import Background, ClusterError, TaskNotImportable
 from background_core.dask import dask_executor
+from bench.server_process import free_port
 from demo_app import fastapi_app, flask_app
 from demo_app.api import DemoApi
 from demo_app.mail import SmtpSettings
 from fastapi_background import lifespan
 from tests import helpers
 from tests.dask import tasks
-from tests.demo.smtp_server import SmtpServer, free_port, smtp_server
+from tests.demo.smtp_server import SmtpServer, smtp_server
 from tests.helpers import run_script
 
 ROOT = Path(__file__).resolve().parents[2]

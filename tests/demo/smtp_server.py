@@ -1,30 +1,33 @@
-"""A real SMTP server for the demo's tests: aiosmtpd on 127.0.0.1, recording what arrives.
+"""The tests' SMTP server: the demo's own `Sink` (aiosmtpd on 127.0.0.1), answering with a
+`Recorder` instead of keeping an inbox.
 
-It is the tests' own, independent of the demo's embedded server: it can refuse a
-recipient, and hold every message at DATA until released (so a test knows that nothing
-was delivered yet when it stops the demo).
+What the tests need and the demo does not: refusing a recipient, holding every message at
+DATA until released (so a test knows that nothing was delivered yet when it stops the
+demo), the From and To headers of what arrived, and waiting for a number of arrivals.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email import message_from_bytes, policy
+from email import policy
+from email.parser import BytesHeaderParser
+from typing import Any
 
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from bench.server_process import free_port
+from demo_app.sink import Sink, parse
 
-def free_port() -> int:
-    """A port of 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# free_port too: test_contract.py imports it from here.
+__all__ = ("Arrived", "Recorder", "SmtpServer", "free_port", "smtp_server")
+
+HOLD = 30.0  # seconds a message may wait at DATA before the server gives up on it
 
 
 @dataclass(frozen=True)
@@ -33,23 +36,25 @@ class Arrived:
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
-    sender: str
-    to: str
+    sender: str  # the From header
+    to: str  # the To header
     subject: str
     message_id: str
     body: str
 
 
 class Recorder:
-    """The aiosmtpd handler: refuse some recipients, hold DATA while asked, keep the rest."""
+    """The aiosmtpd handler: refuse some recipients, hold DATA while asked, keep the rest.
+
+    `hold` and `release` may be called from any thread.
+    """
 
     def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
         self.refuse = refuse
         self._arrived: list[Arrived] = []
         self._changed = threading.Condition()
-        self._open = asyncio.Event()
+        self._open = threading.Event()
         self._open.set()
-        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def handle_RCPT(
         self,
@@ -65,17 +70,23 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        await asyncio.wait_for(self._open.wait(), timeout=30)
-        message = message_from_bytes(envelope.original_content or b"", policy=policy.default)
-        body = message.get_body(preferencelist=("plain",))
+        deadline = time.monotonic() + HOLD
+        while not self._open.is_set():  # a threading.Event: the test's thread sets it
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"a message was held at DATA for {HOLD}s: release() it")
+            await asyncio.sleep(0.01)
+        received = parse(envelope)
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(
+            envelope.original_content or b""
+        )
         arrived = Arrived(
-            mail_from=envelope.mail_from or "",
-            rcpt_tos=tuple(envelope.rcpt_tos),
-            sender=str(message["From"]),
-            to=str(message["To"]),
-            subject=str(message["Subject"]),
-            message_id=str(message["Message-ID"]),
-            body="" if body is None else body.get_content().replace("\r\n", "\n"),
+            mail_from=received.sender,
+            rcpt_tos=received.recipients,
+            sender=str(headers["From"]),
+            to=str(headers["To"]),
+            subject=received.subject,
+            message_id=received.message_id,
+            body=received.body,
         )
         with self._changed:
             self._arrived.append(arrived)
@@ -84,23 +95,11 @@ class Recorder:
 
     def hold(self) -> None:
         """Keep every message waiting at DATA until `release`."""
-        self._call(self._open.clear)
+        self._open.clear()
 
     def release(self) -> None:
         """Let held messages through."""
-        self._call(self._open.set)
-
-    def _call(self, fn: Callable[[], None]) -> None:
-        """Run `fn` in the server's loop (asyncio.Event is not thread-safe), and wait."""
-        assert self.loop is not None
-        done = threading.Event()
-
-        def run() -> None:
-            fn()
-            done.set()
-
-        self.loop.call_soon_threadsafe(run)
-        assert done.wait(5), "the SMTP server's loop did not answer"
+        self._open.set()
 
     def arrived(self) -> list[Arrived]:
         """The messages received so far, in order."""
@@ -119,29 +118,41 @@ class Recorder:
             return list(self._arrived)
 
 
-@dataclass
-class SmtpServer:
-    """A running test SMTP server."""
+class SmtpServer(Sink):
+    """The demo's `Sink`, serving a `Recorder` that refuses the addresses in `refuse`.
 
-    port: int
-    recorder: Recorder
+    `ssl_context` makes it speak TLS from the first byte (SMTPS); `options` go to aiosmtpd's
+    `SMTP` (STARTTLS, a login).
+    """
+
+    def __init__(
+        self,
+        refuse: frozenset[str] = frozenset(),
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(ssl_context=ssl_context)
+        self.recorder = Recorder(refuse)
+        self.options = options
+
+    def protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
+        return SMTP(
+            self.recorder, hostname="localhost", enable_SMTPUTF8=True, loop=loop, **self.options
+        )
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"smtp://{self.address}"
 
 
 @contextmanager
-def smtp_server(refuse: frozenset[str] = frozenset()) -> Iterator[SmtpServer]:
-    """Run a `Recorder` on a free port of 127.0.0.1 for the duration of the block."""
-    recorder = Recorder(refuse)
-    controller = Controller(
-        recorder, hostname="127.0.0.1", port=free_port(), server_hostname="localhost"
-    )
-    controller.start()
-    recorder.loop = controller.loop
+def smtp_server(refuse: frozenset[str] = frozenset(), **options: Any) -> Iterator[SmtpServer]:
+    """Run an `SmtpServer` on a free port of 127.0.0.1 for the duration of the block."""
+    server = SmtpServer(refuse, **options)
+    server.start()
     try:
-        yield SmtpServer(controller.port, recorder)
+        yield server
     finally:
-        recorder.release()
-        controller.stop()
+        server.recorder.release()
+        server.stop()

@@ -6,9 +6,8 @@ import socket
 
 import pytest
 
+from bench.server_process import free_port
 from demo_app.cli import main, parser
-
-from .smtp_server import free_port
 
 
 def test_the_defaults_serve_fastapi_on_127_0_0_1_8000_with_the_embedded_server(

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from demo_app.mail import DEFAULT_SENDER, Email, SmtpSettings, parse_smtp_url, send_email
 
-from .smtp_server import Recorder, free_port
+from .smtp_server import Recorder, smtp_server
 
 # -- URLs ---------------------------------------------------------------------------
 
@@ -125,38 +124,28 @@ def tls_server(
     cert, key = certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    recorder, logins = Recorder(), Logins("mailer", "s3cret")
+    logins = Logins("mailer", "s3cret")
     tls: dict[str, Any] = (
         {"tls_context": context, "require_starttls": True, "auth_required": True}
         if request.param == "starttls"
         # aiosmtpd sees TLS only when it came by STARTTLS: tell it AUTH is fine without.
         else {"ssl_context": context, "auth_require_tls": False}
     )
-    port = free_port()
-    controller = Controller(
-        recorder,
-        hostname="127.0.0.1",
-        port=port,
-        server_hostname="localhost",
+    with smtp_server(
         authenticator=logins,
         auth_exclude_mechanism=["LOGIN"],  # smtplib would retry a refused login with it
         **tls,
-    )
-    controller.start()
-    recorder.loop = controller.loop
-    settings = SmtpSettings(
-        "127.0.0.1",
-        port,
-        request.param,
-        username="mailer",
-        password="s3cret",
-        sender="mailer@example.com",
-        cafile=str(cert),
-    )
-    try:
-        yield settings, recorder, logins
-    finally:
-        controller.stop()
+    ) as server:
+        settings = SmtpSettings(
+            "127.0.0.1",
+            server.port,
+            request.param,
+            username="mailer",
+            password="s3cret",
+            sender="mailer@example.com",
+            cafile=str(cert),
+        )
+        yield settings, server.recorder, logins
 
 
 def test_send_over_tls_with_a_login(tls_server: tuple[SmtpSettings, Recorder, Logins]) -> None:

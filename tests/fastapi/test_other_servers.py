@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.server_process import get
+
 from ..servers import harness
-from ..servers.harness import BIN, DRAIN, POSIX_ONLY, Server, assert_stopped_cleanly, get
+from ..servers.harness import BIN, DRAIN, POSIX_ONLY, Server, assert_stopped_cleanly
 from .test_servers import launch, response_pid
 
 pytestmark = POSIX_ONLY
@@ -30,7 +32,7 @@ WITH_HANDLER = {**CONFIG, "BACKGROUND_SIGTERM_HANDLER": "true"}  # lifespan(sigt
 def answering(server: Server, deadline: float, timeout: float) -> None:
     """Every worker of the server answers before the load starts (bounded)."""
     status, body = get(server.port, "/ping", timeout=max(1.0, deadline - time.monotonic()))
-    assert status == 200, (status, body, server.stderr())
+    assert status == 200, (status, body, server.output())
 
 
 def stopped_mid_load(
@@ -86,7 +88,7 @@ def test_hypercorn_runs_every_answered_task(
 def test_hypercorn_workers_without_the_handler_say_so_at_startup(tmp_path: Path) -> None:
     server = launch(tmp_path, hypercorn(1), CONFIG)
     with harness.serving(server, ready=answering):
-        log = server.stderr()
+        log = server.output()
     assert "[WARNING] background: hypercorn's worker processes install no SIGTERM" in log
     assert HANDLER_WARNING in log
 
@@ -124,7 +126,7 @@ def test_daphne_without_a_lifespan_fails_the_first_request_saying_why(tmp_path: 
     server = launch(tmp_path, DAPHNE, CONFIG)
     with harness.serving(server, ready=lambda *_: None):
         status, _ = get(server.port, "/fire/1")
-        log = server.stderr()
+        log = server.output()
     assert status == 500
     assert "daphne runs no ASGI lifespan" in log, log
     assert "fastapi_background.pool()" in log

@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
+from bench.server_process import get
+
 from ..servers.harness import (
     POSIX_ONLY,
     Hammered,
     Server,
-    get,
     hammer,
     ping_while,
     pool_stats,

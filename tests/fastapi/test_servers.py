@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from bench.server_process import get
+
 from ..servers import harness
 from ..servers.harness import (
     APP,
@@ -32,10 +34,8 @@ from ..servers.harness import (
     Stopped,
     assert_each_ran_once,
     assert_ran_where_served,
-    get,
     gunicorn,
     is_alive,
-    kill,
     stop,
     unfinished_warning,
 )
@@ -101,10 +101,10 @@ def answering_with_state(
     }
     while len(pids) < processes:
         if time.monotonic() > deadline:
-            pytest.fail(f"only {sorted(pids)} answered within {timeout}s:\n{server.stderr()}")
+            pytest.fail(f"only {sorted(pids)} answered within {timeout}s:\n{server.output()}")
         status, body = get(server.port, "/state", timeout=max(1.0, deadline - time.monotonic()))
         if status != 200:
-            pytest.fail(f"GET /state answered {status} {body!r}:\n{server.stderr()}")
+            pytest.fail(f"GET /state answered {status} {body!r}:\n{server.output()}")
         state = json.loads(body)
         pids.add(state.pop("pid"))
         assert state == expected, state
@@ -247,7 +247,7 @@ def test_a_hung_task_does_not_keep_uvicorn_from_exiting(tmp_path: Path) -> None:
     config = {"BACKGROUND_WORKERS": "2", "BACKGROUND_DRAIN_TIMEOUT": str(drain)}
     with serving(tmp_path, uvicorn(), config) as (server, _):
         status, body = get(server.port, "/hang")
-        assert status == 200, server.stderr()
+        assert status == 200, server.output()
         hung = json.loads(body)
         assert len(hung) == 1, body
         assert hung[0]["name"] == "hang-forever", body
@@ -282,14 +282,14 @@ def test_a_failing_app_lifespan_stops_the_pool_and_uvicorn_exits(tmp_path: Path)
         deadline = time.monotonic() + 20
         while not server.written() and server.proc.poll() is None:
             if time.monotonic() > deadline:
-                pytest.fail(f"the app's lifespan did not run within 20s:\n{server.stderr()}")
+                pytest.fail(f"the app's lifespan did not run within 20s:\n{server.output()}")
             threading.Event().wait(0.01)
         failed_at = time.monotonic()
         code = server.wait(10)
         elapsed = time.monotonic() - failed_at
-        log = server.stderr()
+        log = server.output()
     finally:
-        kill(server)
+        server.kill()
 
     assert code == STARTUP_FAILURE, log
     assert f"RuntimeError: {STARTUP_ERROR}" in log, log

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.server_process import get
+
 from ..servers import harness
 from ..servers.harness import (
     BIN,
@@ -95,7 +97,7 @@ def test_waitress_stopped_by_sigint_runs_every_answered_task(tmp_path: Path) -> 
 def test_waitress_without_the_switch_says_so_at_startup(tmp_path: Path) -> None:
     server = harness.launch(tmp_path, WAITRESS, CONFIG, app_dir=APP_DIR, scrub=SCRUB, group=True)
     with harness.serving(server, ready=lambda *_: None):
-        log = server.stderr()
+        log = server.output()
     assert "[WARNING] background: waitress installs no signal handler: a SIGTERM would end" in log
     assert HANDLER_WARNING in log
 
@@ -150,7 +152,7 @@ def test_uwsgi_without_a_graceful_stop_says_so_at_startup(
     argv = uwsgi(*options)
     server = harness.launch(tmp_path, argv, CONFIG, app_dir=APP_DIR, scrub=SCRUB, group=True)
     with harness.serving(server, ready=lambda *_: None):
-        assert harness.get(server.port, "/ping") == (200, "pong")  # uWSGI binds, then loads
-        log = server.stderr()
+        assert get(server.port, "/ping") == (200, "pong")  # uWSGI binds, then loads
+        log = server.output()
     assert f"[WARNING] background: {UWSGI_WARNING}" in log, log
     assert fix in log, log

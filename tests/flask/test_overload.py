@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from ..servers.harness import POSIX_ONLY, Hammered, Server, get, gunicorn, hammer, pool_stats, stop
+from bench.server_process import get
+
+from ..servers.harness import POSIX_ONLY, Hammered, Server, gunicorn, hammer, pool_stats, stop
 from .test_servers import flask_run, serving
 
 pytestmark = POSIX_ONLY

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.server_process import get
 from tests.helpers import wait_until
 
 from ..servers import harness
@@ -30,7 +31,6 @@ from ..servers.harness import (
     Server,
     assert_each_ran_once,
     assert_ran_where_served,
-    get,
     gunicorn,
     sigterm_mid_load,
     stop,
@@ -66,7 +66,7 @@ def answering(server: Server, deadline: float, timeout: float) -> None:
     """A request is answered (by a worker): 404, as the app has no /ready."""
     status, _ = get(server.port, "/ready", timeout=max(1.0, deadline - time.monotonic()))
     if status != 404:
-        pytest.fail(f"GET /ready answered {status}:\n{server.stderr()}")
+        pytest.fail(f"GET /ready answered {status}:\n{server.output()}")
 
 
 def flask_run(*options: str) -> list[str]:
@@ -134,7 +134,7 @@ def test_gunicorn_preload_each_task_runs_once_in_the_worker_that_served_it(
     with serving(tmp_path, argv, config) as server:
         master = server.proc.pid
         # Both workers must be up, or one alone may answer every request on a busy machine.
-        wait_until(lambda: server.err.read_text().count("Booting worker") == 2, "both workers boot")
+        wait_until(lambda: server.output().count("Booting worker") == 2, "both workers boot")
         load = fire(server, 120)
         assert not load.failed, load.failed
         code, elapsed, log = stop(server, signal.SIGTERM, timeout=DRAIN + 15)
@@ -224,7 +224,7 @@ def test_a_hung_task_does_not_keep_the_server_from_exiting(
     config = {"BACKGROUND_WORKERS": "2", "BACKGROUND_DRAIN_TIMEOUT": "1", **config}
     with serving(tmp_path, argv, config) as server:
         status, body = get(server.port, "/hang")
-        assert status == 200, server.stderr()
+        assert status == 200, server.output()
         match = re.fullmatch(r"hang-forever:(\d+)", body)
         assert match, body
         task_id = int(match[1])
@@ -303,7 +303,7 @@ def test_flask_run_with_the_reloader_sigterm_to_the_serving_child_runs_every_tas
         os.kill(child, signal.SIGTERM)
         code = server.wait(DRAIN + 10)  # the parent ends with its child's status
         elapsed = time.monotonic() - sent
-        log = server.stderr()
+        log = server.output()
 
     assert code == 0, log
     assert elapsed < DRAIN + MARGIN, (elapsed, log)

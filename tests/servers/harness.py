@@ -1,5 +1,6 @@
 """What tests/flask/test_servers.py and tests/fastapi/test_servers.py share: starting a
-real server as a subprocess on a free port of 127.0.0.1, firing tasks at it through HTTP,
+real server as a subprocess on a free port of 127.0.0.1 (a bench/server_process.py
+`ServerProcess`, as the benchmarks' and the demo's are), firing tasks at it through HTTP,
 stopping it by a signal, and reading the file its tasks appended ``"<pid> <i>"`` lines to.
 
 Each framework's folder holds a ``server_app.py`` that the server loads as
@@ -14,36 +15,30 @@ import http.client
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pytest
 
+from bench.server_process import ServerProcess, get, with_sigint
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BIN = Path(sys.executable).parent
 GUNICORN = BIN / "gunicorn"
 APP = "server_app:app"
+OUT = "ran.txt"  # where the app's tasks write, in the server's folder
 
 DRAIN = 5.0  # BACKGROUND_DRAIN_TIMEOUT where tasks should all finish
 
 POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-# Runs argv[1:] in its place with Ctrl-C restored: a shell's background job (`make test &`)
-# starts with SIGINT ignored, and its children would inherit that.
-WITH_SIGINT = (
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-    "os.execv(sys.argv[1], sys.argv[1:])"
-)
 
 # Environment variables no server inherits from the test run; each framework adds its own.
 SCRUBBED = ("BACKGROUND_", "GUNICORN_", "SERVER_APP_")
@@ -54,22 +49,13 @@ T = TypeVar("T")
 # -- servers -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Server(ServerProcess):
+    """A server that `launch` started in a test's folder; its tasks append
+    ``"<pid> <i>"`` lines to `out` there."""
 
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    out: Path  # the file tasks append to
-    err: Path  # the server's stderr (and stdout)
-    group: bool  # whether the server runs in a process group of its own
-
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
+    @property
+    def out(self) -> Path:
+        return self.cwd / OUT
 
     def lines(self) -> list[tuple[int, str]]:
         """The tasks that ran, as (pid, tag), in the order they wrote."""
@@ -84,40 +70,6 @@ class Server:
         """How many tasks have run so far (complete lines; tasks may be writing)."""
         return self.out.read_text().count("\n") if self.out.exists() else 0
 
-    def send(self, signum: int, *, group: bool = False) -> float:
-        """Send `signum` to the server's main process (a supervisor relays it to its
-        workers), or with `group` to its whole process group; return when."""
-        if group:
-            if not self.group:
-                raise ValueError("the server has no process group of its own")
-            os.killpg(self.proc.pid, signum)
-        else:
-            self.proc.send_signal(signum)
-        return time.monotonic()
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the server did not exit within {timeout}s:\n{self.stderr()}")
-
-
-def server_env(
-    tmp_path: Path, config: dict[str, str], *, app_dir: Path, scrub: tuple[str, ...] = ()
-) -> dict[str, str]:
-    """The test run's environment without variables starting with SCRUBBED or `scrub`,
-    with `config` and with `app_dir` (where server_app.py is) on PYTHONPATH."""
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith((*SCRUBBED, *scrub))
-    }
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(app_dir), str(HERE), str(ROOT), os.environ.get("PYTHONPATH")])
-    )
-    env["PYTHONUNBUFFERED"] = "1"
-    env["SERVER_APP_OUT"] = str(tmp_path / "ran.txt")
-    env.update(config)
-    return env
-
 
 def launch(
     tmp_path: Path,
@@ -128,22 +80,21 @@ def launch(
     scrub: tuple[str, ...] = (),
     group: bool,
 ) -> Server:
-    """Start a server (``{port}`` in `argv` is replaced), with `group` in a process group
-    of its own (so that `kill` reaches workers it never heard of); the caller must
-    `kill` it."""
-    port = free_port()
-    err = tmp_path / "server.err"
-    with err.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WITH_SIGINT, *(arg.format(port=port) for arg in argv)],
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=server_env(tmp_path, config, app_dir=app_dir, scrub=scrub),
-            cwd=tmp_path,
-            start_new_session=group,
-        )
-    return Server(proc, port, tmp_path / "ran.txt", err, group)
+    """Start a server (``{port}`` in `argv` is replaced) in `tmp_path`, with `group` in a
+    process group of its own (so that `kill` reaches workers it never heard of); the caller
+    must `kill` it. It inherits the test run's environment without variables starting with
+    SCRUBBED or `scrub`, with `config`, and with `app_dir` (where server_app.py is) on
+    PYTHONPATH."""
+    return Server(
+        with_sigint(argv),
+        name="server",
+        log_dir=tmp_path,
+        cwd=tmp_path,
+        group=group,
+        env={"SERVER_APP_OUT": str(tmp_path / OUT), **config},
+        scrub=(*SCRUBBED, *scrub),
+        pythonpath=(app_dir, HERE, ROOT),
+    )
 
 
 def stop(
@@ -153,19 +104,8 @@ def stop(
     exit; return its exit status, the seconds from the signal to the exit, and the log."""
     sent = server.send(signum, group=group)
     code = server.wait(timeout)
-    elapsed = time.monotonic() - sent
-    return code, elapsed, server.stderr()
-
-
-def kill(server: Server) -> None:
-    """Kill whatever is left of the server (its whole process group if it has one), and
-    reap its main process."""
-    if server.group:
-        with suppress(ProcessLookupError):
-            os.killpg(server.proc.pid, signal.SIGKILL)
-    elif server.proc.poll() is None:
-        server.proc.kill()
-    server.proc.wait(timeout=10)
+    assert server.exited_at is not None
+    return code, server.exited_at - sent, server.output()
 
 
 # ready(server, deadline, timeout): fail unless the server answers as it should by
@@ -174,39 +114,16 @@ Ready = Callable[[Server, float, float], None]
 
 
 @contextmanager
-def serving(server: Server, ready: Ready) -> Iterator[Server]:
-    """Wait until the `launch`ed `server` is `ready`, yield it, and `kill` it at the end."""
+def serving(server: Server, ready: Ready, timeout: float = 20) -> Iterator[Server]:
+    """Wait until the `launch`ed `server` listens and is `ready`, yield it, and kill it at
+    the end."""
     try:
-        wait_until_serving(server, ready)
+        deadline = time.monotonic() + timeout
+        server.wait_until_serving(timeout)
+        ready(server, deadline, timeout)
         yield server
     finally:
-        kill(server)
-
-
-def wait_until_serving(server: Server, ready: Ready, timeout: float = 20) -> None:
-    """Poll the port until it accepts, then leave the rest to `ready`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.proc.poll() is not None:
-            pytest.fail(f"the server exited with {server.proc.returncode}:\n{server.stderr()}")
-        try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not listen within {timeout}s:\n{server.stderr()}")
-            threading.Event().wait(0.05)
-    ready(server, deadline, timeout)
-
-
-def get(port: int, path: str, timeout: float = 5) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
+        server.kill()
 
 
 def gunicorn(*options: str) -> list[str]:
@@ -332,7 +249,7 @@ def sigterm_mid_load(
     assert load.triggered_at is not None, load
     code = server.wait(DRAIN + 15)
     elapsed = time.monotonic() - load.triggered_at
-    return Stopped(load, requests, at_signal[0], after, code, elapsed, server.stderr())
+    return Stopped(load, requests, at_signal[0], after, code, elapsed, server.output())
 
 
 # -- checks ----------------------------------------------------------------------------
