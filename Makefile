@@ -52,7 +52,7 @@ bench: $(BENCH_STAMP)
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m demo_app --framework $(FRAMEWORK) $(DEMO_ARGS)
 
-# Retakes docs/demo.png from the real page (needs Debian's chromium).
+# Retakes docs/demo.png and docs/demo-phone.png from the real page (needs Debian's chromium).
 demo-screenshot: $(STAMP)
 	$(BIN)/python -m tests.demo.screenshot docs/demo.png
 

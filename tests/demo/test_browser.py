@@ -1,15 +1,19 @@
 """The demo's page in headless Chromium: fill the form, send, watch the stats move and the
-email arrive in the inbox; send a burst and watch it drain."""
+email arrive in the inbox; send a burst and watch it drain; the same on a phone's screen;
+and the pictures `make demo-screenshot` takes."""
 
 from __future__ import annotations
 
+import itertools
 import re
+import struct
 from pathlib import Path
 
 import pytest
 
 from .browser import ARGS, CHROMIUM, MISSING
 from .demo_process import running_demo
+from .screenshot import DESKTOP, PHONE, take
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING)
 
@@ -82,3 +86,72 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
     # The page showed the burst draining: emails waiting, and some sent but not all.
     assert max(seen["stat-queued"]) > 0, seen
     assert any(1 < sent < 301 for sent in seen["stat-sent"]), seen
+
+
+# Where each <section> (panel) of the page is, in the viewport.
+PANELS = """() => [...document.querySelectorAll("main > section")].map((section) => {
+  const box = section.getBoundingClientRect();
+  return { left: box.left, right: box.right, top: box.top, bottom: box.bottom };
+})"""
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_on_a_phone_the_panels_stack_and_the_page_does_not_scroll_sideways(
+    tmp_path: Path, framework: str
+) -> None:
+    with (
+        running_demo(tmp_path, framework, "--threads", "2") as demo,
+        playwright.sync_playwright() as driver,
+    ):
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(demo.url)
+            expect(page.locator("#stat-workers")).to_have_text("2")
+            page.fill("#to", "a-rather-long-address.for-a-phone@subdomain.example.com")
+            page.fill("#subject", "S" * 200)  # one word, as wide as a subject may be
+            page.fill("#body", "B" * 2000)
+            page.click("#send")
+            expect(page.locator("#send-message")).to_contain_text("Accepted (202)")
+            page.fill("#count", "20")
+            page.click("#burst")
+            expect(page.locator("#stat-sent")).to_have_text("21", timeout=30_000)
+            expect(page.locator("#inbox tbody tr").first).to_contain_text("of 20")
+            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            panels = page.evaluate(PANELS)
+        finally:
+            browser.close()
+
+    scroll_width, inner_width = widths
+    assert inner_width == PHONE["width"]
+    assert scroll_width <= inner_width, "the page scrolls sideways"
+    assert len(panels) == 3
+    for panel in panels:
+        assert 0 <= panel["left"] < panel["right"] <= inner_width, panels
+    for above, below in itertools.pairwise(panels):
+        assert above["bottom"] <= below["top"], f"panels side by side: {panels}"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """A PNG's width and height, from its header."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", header[16:24])
+    return width, height
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_make_demo_screenshot_takes_the_page_on_a_desktop_and_on_a_phone(
+    tmp_path: Path, framework: str
+) -> None:
+    desktop, phone = take(tmp_path / "demo.png", framework)
+
+    assert phone == tmp_path / "demo-phone.png"
+    width, height = png_size(desktop)
+    assert width == DESKTOP["width"]
+    assert height >= DESKTOP["height"]  # the full page
+    width, height = png_size(phone)
+    assert width == PHONE["width"]
+    assert height >= PHONE["height"]
