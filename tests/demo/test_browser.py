@@ -63,6 +63,7 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
             expect(newest).to_contain_text("Sent from Chromium ✓")
             expect(newest).to_contain_text("reader@example.com")
             expect(newest).to_contain_text("Grüße from the browser test.")
+            expect(page.locator("#inbox-count")).to_have_text("(1 received)")
 
             page.fill("#to", "not-an-address")
             page.click("#send")
@@ -78,6 +79,11 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
             expect(page.locator("#stat-sent")).to_have_text("301", timeout=30_000)
             expect(page.locator("#stat-queued")).to_have_text("0")
             expect(page.locator("#inbox tbody tr").first).to_contain_text("of 300")
+            # The embedded server keeps the last 100; the page shows the newest 12.
+            expect(page.locator("#inbox-count")).to_have_text(
+                "(301 received; showing the newest 12 of the last 100 kept)"
+            )
+            expect(page.locator("#inbox tbody tr")).to_have_count(12)
             seen = page.evaluate("window.seen")
         finally:
             browser.close()
