@@ -8,12 +8,13 @@ result in their own response type.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from background_core import Background, PoolClosed, QueueFull
 
 from . import page
 from .mail import Email, SmtpSettings, new_id, send_email
+from .outbox import Outbox
 from .payloads import BulkRequest, InvalidPayload, parse_bulk_request, parse_email_request
 from .sink import Inbox
 
@@ -48,6 +49,7 @@ class DemoApi:
         server: What serves the app, as the page shows it ("FastAPI under uvicorn").
         dask_scheduler: Send the emails from the workers of the Dask cluster whose
             scheduler is at this address, instead of the pool's threads.
+        outbox: The emails accepted, for ``GET /emails/{id}``.
     """
 
     smtp: SmtpSettings
@@ -57,6 +59,7 @@ class DemoApi:
     max_queue: int = 500
     server: str = ""
     dask_scheduler: str | None = None
+    outbox: Outbox = field(default_factory=Outbox)
 
     def post_email(self, pool: Background, raw: bytes) -> Reply:
         """``POST /emails``: queue one email; 202 ``{"id"}``, or 4xx naming the field."""
@@ -66,11 +69,12 @@ class DemoApi:
             return invalid.status, invalid.to_json()
         email = Email(new_id(), self.smtp.sender, request.to, request.subject, request.body)
         try:
-            pool.submit(send_email, self.smtp, email)
+            future = pool.submit(send_email, self.smtp, email)
         except PoolClosed:
             return STOPPING
         except QueueFull:
             return 503, queue_full(self.max_queue, 1)
+        self.outbox.add(email.id, future)
         return 202, {"id": email.id}
 
     def post_bulk(self, pool: Background, raw: bytes) -> Reply:
@@ -82,7 +86,7 @@ class DemoApi:
         ids: list[str] = []
         try:
             for email in self._burst(request):
-                pool.submit(send_email, self.smtp, email)
+                self.outbox.add(email.id, pool.submit(send_email, self.smtp, email))
                 ids.append(email.id)
         except PoolClosed:
             return 503, {**STOPPING[1], "queued": len(ids), "ids": ids}
@@ -107,6 +111,16 @@ class DemoApi:
             )
             for i in range(1, request.count + 1)
         ]
+
+    def get_email(self, email_id: str) -> Reply:
+        """``GET /emails/{id}``: where an accepted email is (`Tracked`), else 404."""
+        tracked = self.outbox.get(email_id)
+        if tracked is None:
+            return 404, {
+                "error": "no email has this id: use an id that POST /emails or POST "
+                f"/emails/bulk answered; the last {self.outbox.keep} accepted are kept"
+            }
+        return 200, tracked.to_json()
 
     def get_stats(self, pool: Background) -> Reply:
         """``GET /stats``: the pool's counters (`background_core.Stats`) as JSON."""

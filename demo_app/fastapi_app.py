@@ -47,6 +47,10 @@ def create_app(api: DemoApi) -> FastAPI:
     async def post_bulk(request: Request, bg: BackgroundDep) -> JSONResponse:
         return _json(api.post_bulk(bg, await request.body()))
 
+    @app.get("/emails/{email_id}")
+    async def get_email(email_id: str) -> JSONResponse:
+        return _json(api.get_email(email_id))
+
     @app.get("/stats")
     async def stats(bg: BackgroundDep) -> JSONResponse:
         return _json(api.get_stats(bg))

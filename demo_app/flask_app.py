@@ -36,6 +36,10 @@ def create_app(api: DemoApi) -> Flask:
     def post_bulk() -> tuple[Response, int]:
         return _json(api.post_bulk(pool_of(app), request.get_data()))
 
+    @app.get("/emails/<email_id>")
+    def get_email(email_id: str) -> tuple[Response, int]:
+        return _json(api.get_email(email_id))
+
     @app.get("/stats")
     def stats() -> tuple[Response, int]:
         return _json(api.get_stats(pool_of(app)))

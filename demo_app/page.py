@@ -1,8 +1,9 @@
 """The demo's one page: a form, a burst button, the pool's live stats, and the inbox.
 
 The page is static HTML with a script that polls ``GET /stats`` (every 150 ms while a
-burst drains, else every second) and ``GET /inbox``; only the configuration rows are
-filled in here. Everything the script shows from the server goes in as text, never HTML.
+burst drains, else every second), ``GET /inbox``, and ``GET /emails/{id}`` for the email
+the form sent until it is sent or failed; only the configuration rows are filled in
+here. Everything the script shows from the server goes in as text, never HTML.
 """
 
 from __future__ import annotations

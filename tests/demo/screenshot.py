@@ -93,7 +93,7 @@ def _send(page: Page, to: str, subject: str, body: str) -> None:
     page.fill("#subject", subject)
     page.fill("#body", body)
     page.click("#send")
-    expect(page.locator("#send-message")).to_contain_text("Accepted (202)")
+    expect(page.locator("#send-message")).to_contain_text("was sent")
 
 
 def main(argv: list[str]) -> None:

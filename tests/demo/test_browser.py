@@ -22,6 +22,8 @@ playwright = pytest.importorskip(
 )
 expect = playwright.expect
 
+SENT = re.compile(r"Accepted \(202\): email ([0-9a-f]{16}) was sent\.")
+
 # Records each value a stat tile showed, as the page's script updates it.
 WATCH = """(ids) => {
   window.seen = {};
@@ -56,7 +58,16 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
             page.fill("#body", "Grüße from the browser test.")
             page.click("#send")
 
-            expect(page.locator("#send-message")).to_contain_text("Accepted (202)")
+            # The page follows its email to the end, by the id it was given.
+            message = page.locator("#send-message")
+            expect(message).to_have_text(SENT)
+            sent = SENT.fullmatch(message.text_content() or "")
+            assert sent is not None
+            email_id = sent[1]
+            assert demo.request("GET", f"/emails/{email_id}") == (
+                200,
+                {"id": email_id, "status": "sent", "error": None},
+            )
             expect(page.locator("#stat-sent")).to_have_text("1")
             expect(page.locator("#stat-submitted")).to_have_text("1")
             newest = page.locator("#inbox tbody tr").first

@@ -1,0 +1,166 @@
+"""The demo's HTTP surface as `make demo` serves it, on 127.0.0.1: FastAPI under uvicorn and
+Flask under gunicorn answer alike. Emails go to the test's own SMTP server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message
+from typing import Any
+
+import pytest
+
+from tests.helpers import wait_until
+
+from .demo_process import DemoProcess, running_demo
+from .smtp_server import SmtpServer, smtp_server
+
+FRAMEWORKS = ("fastapi", "flask")
+GOOD = {"to": "reader@example.com", "subject": "Hello", "body": "Hi.\n"}
+REFUSED = "nobody@example.com"  # the test's SMTP server refuses this recipient
+
+
+@dataclass(frozen=True)
+class Served:
+    """The demo, and the SMTP server it sends to."""
+
+    demo: DemoProcess
+    smtp: SmtpServer
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """One demo per framework for the whole module, with 2 worker threads."""
+    framework: str = request.param
+    with (
+        smtp_server(refuse=frozenset({REFUSED})) as smtp,
+        running_demo(
+            tmp_path_factory.mktemp(framework),
+            framework,
+            "--smtp-url",
+            smtp.url,
+            "--threads",
+            "2",
+        ) as demo,
+    ):
+        yield Served(demo, smtp)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Message
+    body: bytes
+
+    def json(self) -> Any:
+        assert self.headers["Content-Type"] == "application/json", self
+        return json.loads(self.body)
+
+
+def exchange(
+    demo: DemoProcess, method: str, path: str, body: bytes | None = None, **headers: str
+) -> Answer:
+    """One request, as sent (no header added but Host and, with a body, Content-Length)."""
+    conn = http.client.HTTPConnection("127.0.0.1", demo.port, timeout=10)
+    try:
+        conn.request(method, path, body, {k.replace("_", "-"): v for k, v in headers.items()})
+        response = conn.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+
+
+def status_of(demo: DemoProcess, email_id: str) -> dict[str, Any]:
+    """``GET /emails/{id}``'s answer, which must be 200."""
+    answer = exchange(demo, "GET", f"/emails/{email_id}")
+    assert answer.status == 200, answer
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def post_email(demo: DemoProcess, payload: dict[str, object]) -> str:
+    """Send one email; its id."""
+    answer = exchange(
+        demo, "POST", "/emails", json.dumps(payload).encode(), Content_Type="application/json"
+    )
+    assert answer.status == 202, answer
+    email_id: str = answer.json()["id"]
+    return email_id
+
+
+def wait_for_status(demo: DemoProcess, email_id: str, status: str) -> dict[str, Any]:
+    """Poll ``GET /emails/{id}`` until the email has `status` (10 s at most)."""
+    wait_until(lambda: status_of(demo, email_id)["status"] == status, f"email {status}", timeout=10)
+    return status_of(demo, email_id)
+
+
+# -- GET /emails/{id} -----------------------------------------------------------------
+
+
+def test_an_accepted_email_is_found_by_its_id_queued_sending_then_sent(served: Served) -> None:
+    demo, smtp = served.demo, served.smtp
+    smtp.recorder.hold()  # the SMTP server keeps each email waiting at DATA
+    try:
+        first, second = post_email(demo, GOOD), post_email(demo, GOOD)
+        wait_for_status(demo, first, "sending")
+        wait_for_status(demo, second, "sending")
+        third = post_email(demo, GOOD)  # both worker threads are busy
+        assert status_of(demo, third) == {"id": third, "status": "queued", "error": None}
+    finally:
+        smtp.recorder.release()
+
+    for email_id in (first, second, third):
+        assert wait_for_status(demo, email_id, "sent") == {
+            "id": email_id,
+            "status": "sent",
+            "error": None,
+        }
+
+
+def test_a_failed_email_says_failed_with_the_error_type_and_is_still_logged(
+    served: Served,
+) -> None:
+    logged = served.demo.output().count("SMTPRecipientsRefused")
+    email_id = post_email(served.demo, {**GOOD, "to": REFUSED})
+
+    assert wait_for_status(served.demo, email_id, "failed") == {
+        "id": email_id,
+        "status": "failed",
+        "error": "SMTPRecipientsRefused",
+    }
+    # Looking the email up does not take its failure from the pool, which logs it.
+    wait_until(
+        lambda: served.demo.output().count("SMTPRecipientsRefused") > logged,
+        "the failure logged",
+        timeout=10,
+    )
+    assert "task 'send_email' (id " in served.demo.output()
+
+
+def test_every_email_of_a_burst_is_found_by_its_id(served: Served) -> None:
+    answer = exchange(
+        served.demo,
+        "POST",
+        "/emails/bulk",
+        json.dumps({"to": "burst@example.com", "count": 5}).encode(),
+        Content_Type="application/json",
+    )
+    assert answer.status == 202, answer
+
+    for email_id in answer.json()["ids"]:
+        assert wait_for_status(served.demo, email_id, "sent")["id"] == email_id
+
+
+@pytest.mark.parametrize("email_id", ["0123456789abcdef", "not-an-id", "%3Cb%3Ehi"])
+def test_an_unknown_id_is_404_naming_where_ids_come_from(served: Served, email_id: str) -> None:
+    answer = exchange(served.demo, "GET", f"/emails/{email_id}")
+
+    assert answer.status == 404, answer
+    error = answer.json()["error"]
+    assert "POST /emails" in error
+    assert email_id not in error
+    assert "<b>" not in error
