@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import itertools
 import re
+import signal
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .browser import ARGS, CHROMIUM, MISSING
 from .demo_process import running_demo
 from .screenshot import DESKTOP, PHONE, take
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING)
 
@@ -24,7 +29,8 @@ expect = playwright.expect
 
 SENT = re.compile(r"Accepted \(202\): email ([0-9a-f]{16}) was sent\.")
 
-# Records each value a stat tile showed, as the page's script updates it.
+# Records each value a stat tile showed, and each label of the pool's state, as the page's
+# script updates them.
 WATCH = """(ids) => {
   window.seen = {};
   for (const id of ids) {
@@ -33,7 +39,25 @@ WATCH = """(ids) => {
     new MutationObserver(() => window.seen[id].push(Number(tile.textContent)))
       .observe(tile, { childList: true, characterData: true, subtree: true });
   }
+  const online = document.getElementById("online");
+  window.seen.online = [online.textContent];
+  new MutationObserver(() => window.seen.online.push(online.textContent))
+    .observe(online, { childList: true, characterData: true, subtree: true });
 }"""
+
+
+def send_and_follow(page: Page, to: str, subject: str, body: str) -> str:
+    """Send an email from the form and wait until the page says it was sent; its id."""
+    page.fill("#to", to)
+    page.fill("#subject", subject)
+    page.fill("#body", body)
+    page.click("#send")
+    # The page follows its email to the end, by the id it was given.
+    message = page.locator("#send-message")
+    expect(message).to_have_text(SENT)
+    sent = SENT.fullmatch(message.text_content() or "")
+    assert sent is not None
+    return sent[1]
 
 
 @pytest.mark.parametrize("framework", ["fastapi", "flask"])
@@ -53,17 +77,9 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
             expect(page.locator("#about")).to_contain_text("embedded aiosmtpd server")
             page.evaluate(WATCH, ["stat-sent", "stat-submitted", "stat-queued"])
 
-            page.fill("#to", "reader@example.com")
-            page.fill("#subject", "Sent from Chromium ✓")
-            page.fill("#body", "Grüße from the browser test.")
-            page.click("#send")
-
-            # The page follows its email to the end, by the id it was given.
-            message = page.locator("#send-message")
-            expect(message).to_have_text(SENT)
-            sent = SENT.fullmatch(message.text_content() or "")
-            assert sent is not None
-            email_id = sent[1]
+            email_id = send_and_follow(
+                page, "reader@example.com", "Sent from Chromium ✓", "Grüße from the browser test."
+            )
             assert demo.request("GET", f"/emails/{email_id}") == (
                 200,
                 {"id": email_id, "status": "sent", "error": None},
@@ -89,6 +105,7 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
             expect(page.locator("#burst-message")).to_contain_text("300 emails queued")
             expect(page.locator("#stat-sent")).to_have_text("301", timeout=30_000)
             expect(page.locator("#stat-queued")).to_have_text("0")
+            expect(page.locator("#online")).to_have_text("● live")
             expect(page.locator("#inbox tbody tr").first).to_contain_text("of 300")
             # The embedded server keeps the last 100; the page shows the newest 12.
             expect(page.locator("#inbox-count")).to_have_text(
@@ -96,6 +113,9 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
             )
             expect(page.locator("#inbox tbody tr")).to_have_count(12)
             seen = page.evaluate("window.seen")
+
+            demo.signal(signal.SIGTERM)  # a label of its own once the server stops
+            expect(page.locator("#online")).to_have_text("● server stopped")
         finally:
             browser.close()
 
@@ -103,6 +123,9 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
     # The page showed the burst draining: emails waiting, and some sent but not all.
     assert max(seen["stat-queued"]) > 0, seen
     assert any(1 < sent < 301 for sent in seen["stat-sent"]), seen
+    # A burst is ordinary work: the page says so, not that the server is shutting down.
+    assert "● sending" in seen["online"], seen["online"]
+    assert set(seen["online"]) <= {"● live", "● sending"}, seen["online"]
 
 
 # Where each <section> (panel) of the page is, in the viewport.
