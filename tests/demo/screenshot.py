@@ -14,11 +14,8 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from .browser import ARGS, CHROMIUM, MISSING
+from .browser import ARGS, CHROMIUM, DESKTOP, MISSING, PHONE
 from .demo_process import running_demo
-
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 SCROLLS_SIDEWAYS = (
     "document.documentElement.scrollWidth > window.innerWidth"

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .browser import ARGS, CHROMIUM, MISSING
+from .browser import ARGS, CHROMIUM, DESKTOP, MISSING, PHONE
 from .demo_process import running_demo
-from .screenshot import DESKTOP, PHONE, take
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -26,6 +25,8 @@ playwright = pytest.importorskip(
     "playwright.sync_api", reason="needs Playwright: make test installs it (the dev group)"
 )
 expect = playwright.expect
+
+from .screenshot import take  # noqa: E402  (it needs Playwright, checked just above)
 
 SENT = re.compile(r"Accepted \(202\): email ([0-9a-f]{16}) was sent\.")
 
