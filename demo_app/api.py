@@ -144,6 +144,13 @@ class DemoApi:
         """``GET /``: the page."""
         return page.render(self.about(), inbox=self.inbox is not None)
 
+    def get_favicon(self) -> tuple[bytes, dict[str, str]]:
+        """``GET /favicon.ico``: the page's icon, and the headers to answer it with."""
+        return page.favicon(), {
+            "Content-Type": page.FAVICON_TYPE,
+            "Cache-Control": "public, max-age=86400",
+        }
+
     def _pool(self) -> str:
         if self.dask_scheduler is None:
             return f"{self.threads} worker threads"

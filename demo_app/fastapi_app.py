@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from fastapi_background import BackgroundDep, lifespan
 
@@ -38,6 +38,11 @@ def create_app(api: DemoApi) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
         return api.get_page()
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        icon, headers = api.get_favicon()
+        return Response(icon, headers=headers)
 
     @app.post("/emails", status_code=202)
     async def post_email(request: Request, bg: BackgroundDep) -> JSONResponse:

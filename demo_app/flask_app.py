@@ -28,6 +28,11 @@ def create_app(api: DemoApi) -> Flask:
     def page() -> str:
         return api.get_page()
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        icon, headers = api.get_favicon()
+        return Response(icon, headers=headers)
+
     @app.post("/emails")
     def post_email() -> tuple[Response, int]:
         return _json(api.post_email(pool_of(app), request.get_data()))

@@ -164,3 +164,19 @@ def test_an_unknown_id_is_404_naming_where_ids_come_from(served: Served, email_i
     assert "POST /emails" in error
     assert email_id not in error
     assert "<b>" not in error
+
+
+# -- GET /favicon.ico and GET / -------------------------------------------------------
+
+
+def test_the_favicon_is_an_svg_the_page_links_to(served: Served) -> None:
+    icon = exchange(served.demo, "GET", "/favicon.ico")
+    page = exchange(served.demo, "GET", "/")
+
+    assert icon.status == 200, icon
+    assert icon.headers["Content-Type"] == "image/svg+xml"
+    assert icon.body.startswith(b"<svg ")
+    assert icon.body.rstrip().endswith(b"</svg>")
+    assert "max-age=" in icon.headers["Cache-Control"]
+    assert page.status == 200
+    assert b'<link rel="icon" href="/favicon.ico" type="image/svg+xml">' in page.body
