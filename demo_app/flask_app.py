@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from http import HTTPStatus
+
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 import background_core
 from flask_background import Background
@@ -23,6 +28,7 @@ def create_app(api: DemoApi) -> Flask:
     app.config["BACKGROUND_DRAIN_TIMEOUT"] = api.drain_timeout
     app.config["BACKGROUND_DASK_SCHEDULER"] = api.dask_scheduler
     Background(app)
+    app.register_error_handler(HTTPException, _http_error)
 
     @app.get("/")
     def page() -> str:
@@ -60,6 +66,15 @@ def pool_of(app: Flask) -> background_core.Background:
     """The app's pool, as `flask_background` stores it."""
     pool: background_core.Background = app.extensions["background"]
     return pool
+
+
+def _http_error(error: HTTPException) -> WerkzeugResponse:
+    """An error Flask answers itself (404, 405, ...) as JSON, as FastAPI does: ``{"detail":
+    reason}``, with the error's headers (a 405's ``Allow``)."""
+    response = error.get_response()
+    response.set_data(json.dumps({"detail": HTTPStatus(response.status_code).phrase}))
+    response.content_type = "application/json"
+    return response
 
 
 def _json(reply: Reply) -> tuple[Response, int]:

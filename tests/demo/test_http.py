@@ -180,3 +180,29 @@ def test_the_favicon_is_an_svg_the_page_links_to(served: Served) -> None:
     assert "max-age=" in icon.headers["Cache-Control"]
     assert page.status == 200
     assert b'<link rel="icon" href="/favicon.ico" type="image/svg+xml">' in page.body
+
+
+# -- errors the frameworks answer themselves ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("POST", "/stats", "GET"), ("DELETE", "/emails", "POST"), ("PUT", "/", "GET")],
+)
+def test_a_wrong_method_is_405_json_with_allow(
+    served: Served, method: str, path: str, allowed: str
+) -> None:
+    answer = exchange(served.demo, method, path)
+
+    assert answer.status == 405, answer
+    assert answer.json() == {"detail": "Method Not Allowed"}
+    allow = {name.strip() for name in answer.headers["Allow"].split(",")}
+    assert allowed in allow
+    assert method not in allow
+
+
+def test_an_unknown_path_is_404_json(served: Served) -> None:
+    answer = exchange(served.demo, "GET", "/no/such/page")
+
+    assert answer.status == 404, answer
+    assert answer.json() == {"detail": "Not Found"}
