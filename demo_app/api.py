@@ -15,12 +15,29 @@ from background_core import Background, PoolClosed, QueueFull
 from . import page
 from .mail import Email, SmtpSettings, new_id, send_email
 from .outbox import Outbox
-from .payloads import BulkRequest, InvalidPayload, parse_bulk_request, parse_email_request
+from .payloads import (
+    MAX_BODY,
+    MAX_REQUEST_BYTES,
+    BulkRequest,
+    InvalidPayload,
+    parse_bulk_request,
+    parse_email_request,
+)
 from .sink import Inbox
 
 Reply = tuple[int, dict[str, object]]
 
 STOPPING: Reply = (503, {"error": "the server is stopping: it sends what it accepted, no more"})
+
+TOO_LARGE: Reply = (
+    413,
+    {
+        "error": f"the request body is over {MAX_REQUEST_BYTES // 1024} KiB, the most this "
+        f"API reads: send one email per POST /emails, with a body of at most {MAX_BODY} "
+        "characters"
+    },
+)
+"""The answer to a body over `MAX_REQUEST_BYTES`, before it is read in full."""
 
 RETRY_AFTER = 1
 """Seconds a 503 for a full queue asks the client to wait (its ``Retry-After`` header)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from demo_app.payloads import MAX_BODY, MAX_REQUEST_BYTES
 from tests.helpers import wait_until
 
 from .demo_process import DemoProcess, running_demo
@@ -206,3 +208,120 @@ def test_an_unknown_path_is_404_json(served: Served) -> None:
 
     assert answer.status == 404, answer
     assert answer.json() == {"detail": "Not Found"}
+
+
+# -- request bodies over the cap ------------------------------------------------------
+
+TOO_LARGE = 413
+
+
+def assert_too_large(answer: Answer) -> None:
+    assert answer.status == TOO_LARGE, answer
+    error = answer.json()["error"]
+    assert error.startswith("the request body is over 64 KiB"), error
+    assert "POST /emails" in error
+
+
+def open_request(demo: DemoProcess, path: str, *headers: tuple[str, str]) -> socket.socket:
+    """A connection on which a POST to `path` has sent its headers, and no body yet."""
+    sock = socket.create_connection(("127.0.0.1", demo.port), timeout=10)
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{demo.port}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return sock
+
+
+def read_answer(sock: socket.socket) -> Answer:
+    """The answer on `sock`, read while the request's body is still unfinished."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return Answer(response.status, response.headers, response.read())
+
+
+@pytest.mark.parametrize("path", ["/emails", "/emails/bulk"])
+def test_a_body_declared_over_the_cap_is_413_before_it_is_read(served: Served, path: str) -> None:
+    # 50 MB announced, 1 KB sent: the server must answer without waiting for the rest.
+    sock = open_request(
+        served.demo, path, ("Content-Type", "application/json"), ("Content-Length", "50000000")
+    )
+    with sock:
+        sock.sendall(b"{" + b" " * 1023)
+        assert_too_large(read_answer(sock))
+    assert exchange(served.demo, "GET", "/stats").status == 200  # still serving
+
+
+@pytest.mark.parametrize("path", ["/emails", "/emails/bulk"])
+def test_a_chunked_body_is_413_once_it_goes_over_the_cap(served: Served, path: str) -> None:
+    # Chunks of 8 KB to 16 KB over the cap, and never the last (empty) chunk: the server
+    # must count as it reads, and answer once the body is over.
+    chunk = b"%x\r\n%s\r\n" % (8192, b" " * 8192)
+    sock = open_request(
+        served.demo,
+        path,
+        ("Content-Type", "application/json"),
+        ("Transfer-Encoding", "chunked"),
+    )
+    with sock:
+        sock.sendall(chunk * (MAX_REQUEST_BYTES // 8192 + 2))
+        assert_too_large(read_answer(sock))
+
+
+def test_a_body_under_the_cap_is_read_and_checked(served: Served) -> None:
+    # The largest body the API takes, in three-byte characters: about 60 KB.
+    payload = {**GOOD, "subject": "€" * 200, "body": "€" * MAX_BODY}
+    raw = json.dumps(payload, ensure_ascii=False).encode()
+    assert len(raw) <= MAX_REQUEST_BYTES
+    accepted = exchange(served.demo, "POST", "/emails", raw, Content_Type="application/json")
+    too_long = exchange(
+        served.demo,
+        "POST",
+        "/emails",
+        json.dumps({**payload, "body": "x" * (MAX_BODY + 1)}).encode(),
+        Content_Type="application/json",
+    )
+    over = exchange(
+        served.demo,
+        "POST",
+        "/emails",
+        json.dumps({**GOOD, "body": "x" * MAX_REQUEST_BYTES}).encode(),
+        Content_Type="application/json",
+    )
+
+    assert accepted.status == 202, accepted
+    assert too_long.status == 422, too_long
+    assert too_long.json()["field"] == "body"
+    assert_too_large(over)
+
+
+def body_of(size: int) -> bytes:
+    """A ``POST /emails`` body of exactly `size` bytes (its email body is too long)."""
+    head = json.dumps({**GOOD, "body": ""}).encode()  # ends with "body": ""}
+    raw = head[:-2] + b"x" * (size - len(head)) + b'"}'
+    assert len(raw) == size
+    return raw
+
+
+def post_raw(demo: DemoProcess, raw: bytes, *, chunked: bool) -> Answer:
+    """POST `raw` to /emails with a Content-Length, or in chunks of 8 KB."""
+    if not chunked:
+        return exchange(demo, "POST", "/emails", raw, Content_Type="application/json")
+    sock = open_request(
+        demo, "/emails", ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")
+    )
+    with sock:
+        for start in range(0, len(raw), 8192):
+            part = raw[start : start + 8192]
+            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        sock.sendall(b"0\r\n\r\n")
+        return read_answer(sock)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_the_cap_is_64_kib_to_the_byte(served: Served, chunked: bool) -> None:
+    assert MAX_REQUEST_BYTES == 64 * 1024
+    at_cap = post_raw(served.demo, body_of(MAX_REQUEST_BYTES), chunked=chunked)
+    over = post_raw(served.demo, body_of(MAX_REQUEST_BYTES + 1), chunked=chunked)
+
+    assert at_cap.status == 422, at_cap  # read, then refused for its email body's length
+    assert at_cap.json()["field"] == "body"
+    assert_too_large(over)
