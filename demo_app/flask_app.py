@@ -77,8 +77,10 @@ def pool_of(app: Flask) -> background_core.Background:
 
 
 def _http_error(error: HTTPException) -> WerkzeugResponse:
-    """An error Flask answers itself (404, 405, ...) as JSON, as FastAPI does: ``{"detail":
-    reason}``, with the error's headers (a 405's ``Allow``)."""
+    """An error Flask answers itself (404, 405, ...), as JSON like FastAPI's.
+
+    The body is ``{"detail": reason}``; the error's headers stay (a 405's ``Allow``).
+    """
     response = error.get_response()
     response.set_data(json.dumps({"detail": HTTPStatus(response.status_code).phrase}))
     response.content_type = "application/json"

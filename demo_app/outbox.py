@@ -48,7 +48,7 @@ class Outbox:
 
     def __init__(self, keep: int = KEEP) -> None:
         if keep < 1:
-            raise ValueError(f"keep must be at least 1, got {keep}")
+            raise ValueError("keep must be at least 1: an outbox remembers at least one email")
         self.keep = keep
         self._emails: dict[str, Future[None] | Tracked] = {}  # oldest first
         self._lock = threading.Lock()
