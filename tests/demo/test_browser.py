@@ -15,6 +15,7 @@ import pytest
 
 from .browser import ARGS, CHROMIUM, DESKTOP, MISSING, PHONE
 from .demo_process import running_demo
+from .smtp_server import smtp_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -127,6 +128,35 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
     # A burst is ordinary work: the page says so, not that the server is shutting down.
     assert "● sending" in seen["online"], seen["online"]
     assert set(seen["online"]) <= {"● live", "● sending"}, seen["online"]
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_the_page_follows_its_email_to_failed_when_the_server_refuses_it(
+    tmp_path: Path, framework: str
+) -> None:
+    with (
+        smtp_server(refuse=frozenset({"nobody@example.com"})) as smtp,
+        running_demo(tmp_path, framework, "--smtp-url", smtp.url) as demo,
+        playwright.sync_playwright() as driver,
+    ):
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(demo.url)
+            page.fill("#to", "nobody@example.com")
+            page.click("#send")
+            message = page.locator("#send-message")
+            expect(message).to_have_text(
+                re.compile(
+                    r"Accepted \(202\): email [0-9a-f]{16} failed \(SMTPRecipientsRefused\); "
+                    r"the server's log says why\."
+                )
+            )
+            expect(message).to_have_class(re.compile(r"\berror\b"))
+            expect(page.locator("#stat-failed")).to_have_text("1")
+        finally:
+            browser.close()
 
 
 # Where each <section> (panel) of the page is, in the viewport.
