@@ -63,7 +63,7 @@ demo: $(DEMO_STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-# Retakes docs/demo.png from the real page (needs Debian's chromium).
+# Retakes docs/demo.png and docs/demo-phone.png from the real page (needs Debian's chromium).
 demo-screenshot: $(STAMP)
 	$(BIN)/python -m tests.demo.screenshot docs/demo.png
 

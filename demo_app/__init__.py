@@ -5,6 +5,7 @@ a task on the app's `background_core.Background` pool, which sends it over SMTP;
 page shows the pool's live stats and, with the embedded SMTP server, what it received.
 
 Modules: `mail` (SMTP settings, message, sending), `sink` (the embedded SMTP server),
-`payloads` (request validation), `outbox` (what both apps do), `page` (the HTML page),
-`fastapi_app` and `flask_app` (framework glue), `servers` (uvicorn, gunicorn), `cli`.
+`payloads` (request validation), `api` (what both apps do), `outbox` (the emails accepted,
+by id), `page` (the HTML page), `fastapi_app` and `flask_app` (framework glue), `servers`
+(uvicorn, gunicorn), `cli`.
 """

@@ -8,18 +8,36 @@ result in their own response type.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from background_core import Background, PoolClosed, QueueFull
 
 from . import page
 from .mail import Email, SmtpSettings, new_id, send_email
-from .payloads import BulkRequest, InvalidPayload, parse_bulk_request, parse_email_request
+from .outbox import Outbox
+from .payloads import (
+    MAX_BODY,
+    MAX_REQUEST_BYTES,
+    BulkRequest,
+    InvalidPayload,
+    parse_bulk_request,
+    parse_email_request,
+)
 from .sink import Inbox
 
 Reply = tuple[int, dict[str, object]]
 
 STOPPING: Reply = (503, {"error": "the server is stopping: it sends what it accepted, no more"})
+
+TOO_LARGE: Reply = (
+    413,
+    {
+        "error": f"the request body is over {MAX_REQUEST_BYTES // 1024} KiB, the most this "
+        f"API reads: send one email per POST /emails, with a body of at most {MAX_BODY} "
+        "characters"
+    },
+)
+"""The answer to a body over `MAX_REQUEST_BYTES`, before it is read in full."""
 
 RETRY_AFTER = 1
 """Seconds a 503 for a full queue asks the client to wait (its ``Retry-After`` header)."""
@@ -48,6 +66,7 @@ class DemoApi:
         server: What serves the app, as the page shows it ("FastAPI under uvicorn").
         dask_scheduler: Send the emails from the workers of the Dask cluster whose
             scheduler is at this address, instead of the pool's threads.
+        outbox: The emails accepted, for ``GET /emails/{id}``.
     """
 
     smtp: SmtpSettings
@@ -57,6 +76,7 @@ class DemoApi:
     max_queue: int = 500
     server: str = ""
     dask_scheduler: str | None = None
+    outbox: Outbox = field(default_factory=Outbox)
 
     def post_email(self, pool: Background, raw: bytes) -> Reply:
         """``POST /emails``: queue one email; 202 ``{"id"}``, or 4xx naming the field."""
@@ -66,11 +86,12 @@ class DemoApi:
             return invalid.status, invalid.to_json()
         email = Email(new_id(), self.smtp.sender, request.to, request.subject, request.body)
         try:
-            pool.submit(send_email, self.smtp, email)
+            future = pool.submit(send_email, self.smtp, email)
         except PoolClosed:
             return STOPPING
         except QueueFull:
             return 503, queue_full(self.max_queue, 1)
+        self.outbox.add(email.id, future)
         return 202, {"id": email.id}
 
     def post_bulk(self, pool: Background, raw: bytes) -> Reply:
@@ -82,7 +103,7 @@ class DemoApi:
         ids: list[str] = []
         try:
             for email in self._burst(request):
-                pool.submit(send_email, self.smtp, email)
+                self.outbox.add(email.id, pool.submit(send_email, self.smtp, email))
                 ids.append(email.id)
         except PoolClosed:
             return 503, {**STOPPING[1], "queued": len(ids), "ids": ids}
@@ -108,6 +129,16 @@ class DemoApi:
             for i in range(1, request.count + 1)
         ]
 
+    def get_email(self, email_id: str) -> Reply:
+        """``GET /emails/{id}``: where an accepted email is (`Tracked`), else 404."""
+        tracked = self.outbox.get(email_id)
+        if tracked is None:
+            return 404, {
+                "error": "no email has this id: use an id that POST /emails or POST "
+                f"/emails/bulk answered; the last {self.outbox.keep} accepted are kept"
+            }
+        return 200, tracked.to_json()
+
     def get_stats(self, pool: Background) -> Reply:
         """``GET /stats``: the pool's counters (`background_core.Stats`) as JSON."""
         return 200, dataclasses.asdict(pool.stats())
@@ -129,6 +160,13 @@ class DemoApi:
     def get_page(self) -> str:
         """``GET /``: the page."""
         return page.render(self.about(), inbox=self.inbox is not None)
+
+    def get_favicon(self) -> tuple[bytes, dict[str, str]]:
+        """``GET /favicon.ico``: the page's icon, and the headers to answer it with."""
+        return page.favicon(), {
+            "Content-Type": page.FAVICON_TYPE,
+            "Cache-Control": "public, max-age=86400",
+        }
 
     def _pool(self) -> str:
         if self.dask_scheduler is None:

@@ -128,7 +128,10 @@ def _banner(api: DemoApi, host: str, port: int) -> None:
     shown = f"[{host}]" if ":" in host else host
     lines = [f"background demo: open http://{shown}:{port}/ in a browser", ""]
     lines += [f"  {label.lower():<9} {value}" for label, value in api.about()]
-    lines += ["  api       POST /emails, POST /emails/bulk, GET /stats, GET /inbox", ""]
+    lines += [
+        "  api       POST /emails, POST /emails/bulk, GET /emails/{id}, GET /stats, GET /inbox",
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
 

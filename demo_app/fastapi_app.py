@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from fastapi_background import BackgroundDep, lifespan
 
-from .api import RETRY_AFTER, DemoApi, Reply
+from .api import RETRY_AFTER, TOO_LARGE, DemoApi, Reply
 from .farewell import draining, farewell
+from .payloads import MAX_REQUEST_BYTES
 
 
 def create_app(api: DemoApi) -> FastAPI:
@@ -39,13 +40,24 @@ def create_app(api: DemoApi) -> FastAPI:
     async def page() -> str:
         return api.get_page()
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        icon, headers = api.get_favicon()
+        return Response(icon, headers=headers)
+
     @app.post("/emails", status_code=202)
     async def post_email(request: Request, bg: BackgroundDep) -> JSONResponse:
-        return _json(api.post_email(bg, await request.body()))
+        raw = await _capped_body(request)
+        return _json(TOO_LARGE if raw is None else api.post_email(bg, raw))
 
     @app.post("/emails/bulk", status_code=202)
     async def post_bulk(request: Request, bg: BackgroundDep) -> JSONResponse:
-        return _json(api.post_bulk(bg, await request.body()))
+        raw = await _capped_body(request)
+        return _json(TOO_LARGE if raw is None else api.post_bulk(bg, raw))
+
+    @app.get("/emails/{email_id}")
+    async def get_email(email_id: str) -> JSONResponse:
+        return _json(api.get_email(email_id))
 
     @app.get("/stats")
     async def stats(bg: BackgroundDep) -> JSONResponse:
@@ -56,6 +68,20 @@ def create_app(api: DemoApi) -> FastAPI:
         return _json(api.get_inbox())
 
     return app
+
+
+async def _capped_body(request: Request) -> bytes | None:
+    """The request's body, or None if it is over `MAX_REQUEST_BYTES`: known from its
+    ``Content-Length`` before reading, else (chunked) once that much has arrived."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            return None
+    return bytes(body)
 
 
 def _json(reply: Reply) -> JSONResponse:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from http import HTTPStatus
+
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 import background_core
 from flask_background import Background
 
-from .api import RETRY_AFTER, DemoApi, Reply
+from .api import RETRY_AFTER, TOO_LARGE, DemoApi, Reply
+from .payloads import MAX_REQUEST_BYTES
 
 
 def create_app(api: DemoApi) -> Flask:
@@ -17,24 +23,41 @@ def create_app(api: DemoApi) -> Flask:
     earlier shuts it down (`servers` in gunicorn's ``worker_exit`` hook, tests at their end).
     """
     app = Flask("demo_app")  # the package: its pool is named "demo_app" too
+    # Werkzeug answers 413 for a Content-Length over this, before reading. A chunked body
+    # (gunicorn lets it count those) it cuts at this length without a word (werkzeug
+    # 3.1): one byte over the cap, so `_body` sees that it went over.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES + 1
     app.config["BACKGROUND_WORKERS"] = api.threads
     app.config["BACKGROUND_MAX_QUEUE"] = api.max_queue
     app.config["BACKGROUND_RETRY_AFTER"] = RETRY_AFTER
     app.config["BACKGROUND_DRAIN_TIMEOUT"] = api.drain_timeout
     app.config["BACKGROUND_DASK_SCHEDULER"] = api.dask_scheduler
     Background(app)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
 
     @app.get("/")
     def page() -> str:
         return api.get_page()
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        icon, headers = api.get_favicon()
+        return Response(icon, headers=headers)
+
     @app.post("/emails")
     def post_email() -> tuple[Response, int]:
-        return _json(api.post_email(pool_of(app), request.get_data()))
+        raw = _body()
+        return _json(TOO_LARGE if raw is None else api.post_email(pool_of(app), raw))
 
     @app.post("/emails/bulk")
     def post_bulk() -> tuple[Response, int]:
-        return _json(api.post_bulk(pool_of(app), request.get_data()))
+        raw = _body()
+        return _json(TOO_LARGE if raw is None else api.post_bulk(pool_of(app), raw))
+
+    @app.get("/emails/<email_id>")
+    def get_email(email_id: str) -> tuple[Response, int]:
+        return _json(api.get_email(email_id))
 
     @app.get("/stats")
     def stats() -> tuple[Response, int]:
@@ -51,6 +74,28 @@ def pool_of(app: Flask) -> background_core.Background:
     """The app's pool, as `flask_background` stores it."""
     pool: background_core.Background = app.extensions["background"]
     return pool
+
+
+def _http_error(error: HTTPException) -> WerkzeugResponse:
+    """An error Flask answers itself (404, 405, ...), as JSON like FastAPI's.
+
+    The body is ``{"detail": reason}``; the error's headers stay (a 405's ``Allow``).
+    """
+    response = error.get_response()
+    response.set_data(json.dumps({"detail": HTTPStatus(response.status_code).phrase}))
+    response.content_type = "application/json"
+    return response
+
+
+def _body() -> bytes | None:
+    """The request's body, or None if it is over `MAX_REQUEST_BYTES`."""
+    raw = request.get_data()
+    return None if len(raw) > MAX_REQUEST_BYTES else raw
+
+
+def _too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:
+    """A body over `MAX_REQUEST_BYTES`: the API's own 413, as FastAPI's app answers it."""
+    return _json(TOO_LARGE)
 
 
 def _json(reply: Reply) -> tuple[Response, int]:

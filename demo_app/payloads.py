@@ -16,6 +16,13 @@ MAX_SUBJECT = 200
 MAX_BODY = 20_000
 MAX_BULK = 1000
 
+MAX_REQUEST_BYTES = 64 * 1024
+"""The largest request body either app reads; beyond it, the answer is 413 at once.
+
+An email of `MAX_BODY` characters fits as UTF-8 JSON unless thousands of them take
+four bytes (emoji) or are escaped as ``\\uXXXX``.
+"""
+
 
 class InvalidPayload(ValueError):
     """A request body that cannot be accepted.

@@ -1,6 +1,7 @@
 """Headless Chromium for the demo's page: Debian's ``chromium``, driven by Playwright.
 
 Playwright's own browser download is not used: the Debian package is launched by path.
+This module imports no Playwright, so tests can skip without it.
 """
 
 from __future__ import annotations
@@ -19,3 +20,7 @@ MISSING = (
     f"needs Debian's Chromium at {CHROMIUM}: "
     "sudo apt-get update && sudo apt-get install -y chromium"
 )
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+"""The viewports the page is looked at in: a desktop's, and a phone's (CSS pixels)."""

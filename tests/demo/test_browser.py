@@ -1,15 +1,24 @@
 """The demo's page in headless Chromium: fill the form, send, watch the stats move and the
-email arrive in the inbox; send a burst and watch it drain."""
+email arrive in the inbox; send a burst and watch it drain; the same on a phone's screen;
+and the pictures `make demo-screenshot` takes."""
 
 from __future__ import annotations
 
+import itertools
 import re
+import signal
+import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .browser import ARGS, CHROMIUM, MISSING
+from .browser import ARGS, CHROMIUM, DESKTOP, MISSING, PHONE
 from .demo_process import running_demo
+from .smtp_server import smtp_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=MISSING)
 
@@ -18,7 +27,12 @@ playwright = pytest.importorskip(
 )
 expect = playwright.expect
 
-# Records each value a stat tile showed, as the page's script updates it.
+from .screenshot import take  # noqa: E402  (it needs Playwright, checked just above)
+
+SENT = re.compile(r"Accepted \(202\): email ([0-9a-f]{16}) was sent\.")
+
+# Records each value a stat tile showed, and each label of the pool's state, as the page's
+# script updates them.
 WATCH = """(ids) => {
   window.seen = {};
   for (const id of ids) {
@@ -27,7 +41,25 @@ WATCH = """(ids) => {
     new MutationObserver(() => window.seen[id].push(Number(tile.textContent)))
       .observe(tile, { childList: true, characterData: true, subtree: true });
   }
+  const online = document.getElementById("online");
+  window.seen.online = [online.textContent];
+  new MutationObserver(() => window.seen.online.push(online.textContent))
+    .observe(online, { childList: true, characterData: true, subtree: true });
 }"""
+
+
+def send_and_follow(page: Page, to: str, subject: str, body: str) -> str:
+    """Send an email from the form and wait until the page says it was sent; its id."""
+    page.fill("#to", to)
+    page.fill("#subject", subject)
+    page.fill("#body", body)
+    page.click("#send")
+    # The page follows its email to the end, by the id it was given.
+    message = page.locator("#send-message")
+    expect(message).to_have_text(SENT)
+    sent = SENT.fullmatch(message.text_content() or "")
+    assert sent is not None
+    return sent[1]
 
 
 @pytest.mark.parametrize("framework", ["fastapi", "flask"])
@@ -47,18 +79,20 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
             expect(page.locator("#about")).to_contain_text("embedded aiosmtpd server")
             page.evaluate(WATCH, ["stat-sent", "stat-submitted", "stat-queued"])
 
-            page.fill("#to", "reader@example.com")
-            page.fill("#subject", "Sent from Chromium ✓")
-            page.fill("#body", "Grüße from the browser test.")
-            page.click("#send")
-
-            expect(page.locator("#send-message")).to_contain_text("Accepted (202)")
+            email_id = send_and_follow(
+                page, "reader@example.com", "Sent from Chromium ✓", "Grüße from the browser test."
+            )
+            assert demo.request("GET", f"/emails/{email_id}") == (
+                200,
+                {"id": email_id, "status": "sent", "error": None},
+            )
             expect(page.locator("#stat-sent")).to_have_text("1")
             expect(page.locator("#stat-submitted")).to_have_text("1")
             newest = page.locator("#inbox tbody tr").first
             expect(newest).to_contain_text("Sent from Chromium ✓")
             expect(newest).to_contain_text("reader@example.com")
             expect(newest).to_contain_text("Grüße from the browser test.")
+            expect(page.locator("#inbox-count")).to_have_text("(1 received)")
 
             page.fill("#to", "not-an-address")
             page.click("#send")
@@ -73,8 +107,17 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
             expect(page.locator("#burst-message")).to_contain_text("300 emails queued")
             expect(page.locator("#stat-sent")).to_have_text("301", timeout=30_000)
             expect(page.locator("#stat-queued")).to_have_text("0")
+            expect(page.locator("#online")).to_have_text("● live")
             expect(page.locator("#inbox tbody tr").first).to_contain_text("of 300")
+            # The embedded server keeps the last 100; the page shows the newest 12.
+            expect(page.locator("#inbox-count")).to_have_text(
+                "(301 received; showing the newest 12 of the last 100 kept)"
+            )
+            expect(page.locator("#inbox tbody tr")).to_have_count(12)
             seen = page.evaluate("window.seen")
+
+            demo.signal(signal.SIGTERM)  # a label of its own once the server stops
+            expect(page.locator("#online")).to_have_text("● server stopped")
         finally:
             browser.close()
 
@@ -82,3 +125,104 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
     # The page showed the burst draining: emails waiting, and some sent but not all.
     assert max(seen["stat-queued"]) > 0, seen
     assert any(1 < sent < 301 for sent in seen["stat-sent"]), seen
+    # A burst is ordinary work: the page says so, not that the server is shutting down.
+    assert "● sending" in seen["online"], seen["online"]
+    assert set(seen["online"]) <= {"● live", "● sending"}, seen["online"]
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_the_page_follows_its_email_to_failed_when_the_server_refuses_it(
+    tmp_path: Path, framework: str
+) -> None:
+    with (
+        smtp_server(refuse=frozenset({"nobody@example.com"})) as smtp,
+        running_demo(tmp_path, framework, "--smtp-url", smtp.url) as demo,
+        playwright.sync_playwright() as driver,
+    ):
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(demo.url)
+            page.fill("#to", "nobody@example.com")
+            page.click("#send")
+            message = page.locator("#send-message")
+            expect(message).to_have_text(
+                re.compile(
+                    r"Accepted \(202\): email [0-9a-f]{16} failed \(SMTPRecipientsRefused\); "
+                    r"the server's log says why\."
+                )
+            )
+            expect(message).to_have_class(re.compile(r"\berror\b"))
+            expect(page.locator("#stat-failed")).to_have_text("1")
+        finally:
+            browser.close()
+
+
+# Where each <section> (panel) of the page is, in the viewport.
+PANELS = """() => [...document.querySelectorAll("main > section")].map((section) => {
+  const box = section.getBoundingClientRect();
+  return { left: box.left, right: box.right, top: box.top, bottom: box.bottom };
+})"""
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_on_a_phone_the_panels_stack_and_the_page_does_not_scroll_sideways(
+    tmp_path: Path, framework: str
+) -> None:
+    with (
+        running_demo(tmp_path, framework, "--threads", "2") as demo,
+        playwright.sync_playwright() as driver,
+    ):
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(demo.url)
+            expect(page.locator("#stat-workers")).to_have_text("2")
+            page.fill("#to", "a-rather-long-address.for-a-phone@subdomain.example.com")
+            page.fill("#subject", "S" * 200)  # one word, as wide as a subject may be
+            page.fill("#body", "B" * 2000)
+            page.click("#send")
+            expect(page.locator("#send-message")).to_contain_text("Accepted (202)")
+            page.fill("#count", "20")
+            page.click("#burst")
+            expect(page.locator("#stat-sent")).to_have_text("21", timeout=30_000)
+            expect(page.locator("#inbox tbody tr").first).to_contain_text("of 20")
+            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            panels = page.evaluate(PANELS)
+        finally:
+            browser.close()
+
+    scroll_width, inner_width = widths
+    assert inner_width == PHONE["width"]
+    assert scroll_width <= inner_width, "the page scrolls sideways"
+    assert len(panels) == 3
+    for panel in panels:
+        assert 0 <= panel["left"] < panel["right"] <= inner_width, panels
+    for above, below in itertools.pairwise(panels):
+        assert above["bottom"] <= below["top"], f"panels side by side: {panels}"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """A PNG's width and height, from its header."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", header[16:24])
+    return width, height
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_make_demo_screenshot_takes_the_page_on_a_desktop_and_on_a_phone(
+    tmp_path: Path, framework: str
+) -> None:
+    desktop, phone = take(tmp_path / "demo.png", framework)
+
+    assert phone == tmp_path / "demo-phone.png"
+    width, height = png_size(desktop)
+    assert width == DESKTOP["width"]
+    assert height >= DESKTOP["height"]  # the full page
+    width, height = png_size(phone)
+    assert width == PHONE["width"]
+    assert height >= PHONE["height"]
