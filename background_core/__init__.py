@@ -26,6 +26,8 @@ from ._options import check_option as check_option
 from ._options import check_options as check_options
 from ._options import check_workers as check_workers
 from ._options import usable_cpus as usable_cpus
+from ._plan import TaskOptions as TaskOptions
+from ._plan import task_options as task_options
 from ._pool import Background as Background
 from ._pool import open_pools as open_pools
 from ._remote import run_by_path as run_by_path
@@ -34,6 +36,7 @@ from ._report import Stats as Stats
 from ._report import TaskInfo as TaskInfo
 from ._servers import warn_if_unguarded as warn_if_unguarded
 from ._task import AsyncTask as AsyncTask
+from ._task import Submitter as Submitter
 from ._task import Task as Task
 from ._task import TaskDecorator as TaskDecorator
 from ._task import TaskMaker as TaskMaker
@@ -46,6 +49,9 @@ __all__ = (  # noqa: RUF022  (grouped by who needs them, sorted within a group)
     "Background",
     "Task",
     "TaskDecorator",
+    "TaskOptions",
+    # Submitting with options: ``bg.using(delay=60).submit(fn)``.
+    "Submitter",
     # Reports.
     "DrainReport",
     "Stats",
@@ -76,6 +82,7 @@ __all__ = (  # noqa: RUF022  (grouped by who needs them, sorted within a group)
     "check_option",
     "check_options",
     "check_workers",
+    "task_options",
     "usable_cpus",
     "warn_if_unguarded",
 )

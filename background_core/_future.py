@@ -202,6 +202,44 @@ class TaskFuture(Future[R]):
         else:
             self.set_exception(error)
 
+    def rewind(self) -> None:
+        """Back to pending, for another attempt: it can be cancelled again until it starts."""
+        if LAZY:
+            with self._lock:
+                if "_condition" not in self.__dict__:
+                    self._state = PENDING
+                    self.started = 0.0
+                    return
+        with self._condition:
+            self._state = PENDING
+            self.started = 0.0
+
+
+class PlannedFuture(TaskFuture[R]):
+    """The future of a task with `TaskOptions`: it keeps its work until it is settled,
+    since a retry runs it again, and says where it stands between attempts."""
+
+    __slots__ = ("attempt", "due", "entry", "expired", "is_async", "kept", "options")
+
+    options: Any  # TaskOptions (not imported here: this module knows nothing of plans)
+    entry: Any  # the timer's Entry while it waits, else None
+    is_async: bool
+    attempt: int  # 1 for the first attempt
+    due: float  # monotonic time it waits for (a delay, a backoff); 0.0 when not waiting
+    expired: bool  # the current attempt ran out of time (a sync task: its future failed)
+    kept: Work | None
+
+    def take_work(self) -> Work:
+        """The work, for one more attempt: kept until `drop_work`."""
+        work = self.kept
+        if work is None:
+            work = self.kept = super().take_work()
+        return work
+
+    def drop_work(self) -> None:
+        super().drop_work()
+        self.kept = None
+
 
 _new = object.__new__
 
@@ -214,13 +252,15 @@ def new_future(  # noqa: PLR0917  (positional: once per submission, the hot path
     context: Context,
     managers: Captured,
     submitted: float,
+    kind: type[TaskFuture[Any]] = TaskFuture,
 ) -> TaskFuture[Any]:
-    """A pending `TaskFuture` for this work, submitted at monotonic time `submitted`.
+    """A pending `TaskFuture` (or `kind`) for this work, submitted at monotonic time
+    `submitted`.
 
     A plain function, not ``__init__``: calling a class with arguments costs about 60 ns
     more per submission, measured.
     """
-    future: TaskFuture[Any] = _new(TaskFuture)
+    future: TaskFuture[Any] = _new(kind)
     if LAZY:
         # Deliberately not Future.__init__: see the module docstring.
         future._state = PENDING

@@ -4,7 +4,7 @@ Submissions write under the ledger's lock. The threads that run tasks (workers, 
 loop) count into a `Tally` of their own and take no lock on the way, so workers never
 queue behind each other or behind submitters; `stats()` sums the tallies under the lock.
 Each counter has one writer, so nothing is lost; a snapshot taken while tasks finish may
-show one of them a moment early as no longer queued.
+show one a moment early as no longer queued.
 
 While tasks are in flight the ledger holds its pool (`holder`): the threads that run them
 hold the ledger, so a pool that its owner dropped stays alive until its work is done, and
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._future import TaskFuture
-from ._report import DrainReport, Stats, TaskInfo
+from ._report import DrainReport, Stats, TaskInfo, TaskState
 
 # A drain or blocked submitter re-checks this often even if a wake-up went astray.
 _RECHECK = 0.25
@@ -30,16 +30,17 @@ class Tally:
     """Counters with a single writer: one worker thread, the event loop, or (under the
     ledger's lock) everybody else."""
 
-    __slots__ = ("cancelled", "failed", "running", "succeeded")
+    __slots__ = ("cancelled", "failed", "retried", "running", "succeeded")
 
     def __init__(self) -> None:
-        self.running = self.succeeded = self.failed = self.cancelled = 0
+        self.running = self.succeeded = self.failed = self.cancelled = self.retried = 0
 
     def add(self, other: Tally) -> None:
         self.running += other.running
         self.succeeded += other.succeeded
         self.failed += other.failed
         self.cancelled += other.cancelled
+        self.retried += other.retried
 
 
 class Ledger:
@@ -49,6 +50,7 @@ class Ledger:
         self.lock = threading.RLock()  # reentrant: a SIGTERM handler may drain mid-submission
         self._changed = threading.Condition(self.lock)
         self.live: dict[int, TaskFuture[Any]] = {}
+        self.scheduled: dict[int, float] = {}  # waiting on no thread: id -> due (monotonic)
         self.submitted = 0
         self._last_id = 0  # ids are never reused, even for a withdrawn submission
         self.rejected = 0
@@ -87,6 +89,17 @@ class Ledger:
         if not self.live:
             self.holder = None
 
+    def unschedule(self, future: TaskFuture[Any]) -> bool:
+        """Its time came (or it was cancelled): False if it waited no more. Hold the lock."""
+        return self.scheduled.pop(future.task_id, None) is not None
+
+    def retrying(self, future: TaskFuture[Any], due: float, tally: Tally) -> None:
+        """A running `future` failed; it waits until `due` for another attempt, tracked."""
+        with self.lock:
+            self.scheduled[future.task_id] = due  # before it stops counting as running
+        tally.retried += 1
+        tally.running -= 1
+
     def new_tally(self) -> Tally:
         """A tally for a thread that runs tasks; `retire()` it when the thread ends."""
         tally = Tally()
@@ -122,6 +135,7 @@ class Ledger:
 
     def cancelled(self, future: TaskFuture[Any], tally: Tally) -> None:
         """Count a `future` cancelled before it started, unless somebody counted it already."""
+        self.scheduled.pop(future.task_id, None)
         if self.live.pop(future.task_id, None) is not None:
             tally.cancelled += 1
             if self.blocked:
@@ -196,17 +210,22 @@ class Ledger:
         )
 
     def wait_empty(self, deadline: float) -> None:
-        """Block until no task is in flight or `deadline` (monotonic) passed."""
+        """Block until no task is in flight, or only tasks that wait for a time after
+        `deadline` (monotonic), or until `deadline` passed."""
         with self.lock:
             self._drainers += 1
             try:
                 while self.live:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or self._only_later(deadline):
                         break
                     self._changed.wait(min(remaining, _RECHECK))
             finally:
                 self._drainers -= 1
+
+    def _only_later(self, deadline: float) -> bool:
+        waiting = self.scheduled
+        return len(waiting) == len(self.live) and min(waiting.values()) > deadline
 
     # -- readers -----------------------------------------------------------------------
 
@@ -223,7 +242,7 @@ class Ledger:
         """Tasks waiting to start. Call with the lock held."""
         total = self.totals()
         done = total.succeeded + total.failed + total.cancelled
-        return max(0, self.submitted - total.running - done)
+        return max(0, self.submitted - total.running - done - len(self.scheduled))
 
     def stats(self, name: str, workers: int, *, ask_executor: bool) -> Stats:
         """A snapshot. `ask_executor`: ask each task sent to an executor if it runs yet."""
@@ -235,15 +254,18 @@ class Ledger:
                 elsewhere = sum(
                     1 for f in self.live.values() if (s := f.sent_to) is not None and s.running()
                 )
+            waiting = len(self.scheduled)
             return Stats(
                 name=name,
                 workers=workers,
-                queued=max(0, self.submitted - total.running - done - elsewhere),
+                queued=max(0, self.submitted - total.running - done - elsewhere - waiting),
+                scheduled=waiting,
                 running=total.running + elsewhere,
                 submitted=self.submitted,
                 succeeded=total.succeeded,
                 failed=total.failed,
                 cancelled=total.cancelled,
+                retried=total.retried,
                 rejected=self.rejected,
             )
 
@@ -260,12 +282,16 @@ def info(future: TaskFuture[Any], now: float) -> TaskInfo:
     started = future.started
     sent = future.sent_to
     running = bool(started) or (sent is not None and sent.running())
+    due: float = getattr(future, "due", 0.0)  # a PlannedFuture's, while it waits
+    state: TaskState = "running" if running else "scheduled" if due else "queued"
     return TaskInfo(
         name=future.task_name,
         id=future.task_id,
-        state="running" if running else "queued",
+        state=state,
         age=now - future.submitted,
         started_at=time.time() - (now - started) if started else None,
+        attempt=getattr(future, "attempt", 1),
+        due_at=time.time() + (due - now) if due else None,
     )
 
 

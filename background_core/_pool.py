@@ -23,7 +23,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from ._backpressure import Backpressure
 from ._context import Capturer, capture, copy_without
 from ._errors import PoolClosed, QueueFull
-from ._future import SENDING, TaskFuture, new_future
+from ._future import SENDING, PlannedFuture, TaskFuture, new_future
 from ._ledger import Ledger
 from ._map import map_in_order
 from ._options import (
@@ -37,10 +37,13 @@ from ._options import (
     check_workers,
     usable_cpus,
 )
+from ._plan import TaskOptions
+from ._planned import Planner
+from ._relay import send
 from ._report import DrainReport, Stats, TaskInfo, log_unfinished, task_name
 from ._run import Runner
 from ._setup import WorkerSetup
-from ._task import TaskMaker, runs_async
+from ._task import Submitter, TaskMaker, runs_async
 from ._workers import Workers
 
 P = ParamSpec("P")
@@ -133,10 +136,15 @@ class Background(ThreadPoolExecutor):
         self._runner = Runner(self._name, self._ledger, self._on_error, self._setup)
         self._runner.callbacks = self._callbacks
         self._workers = Workers(self._name, self._runner, workers)
+        self._planner = self._runner.plans = Planner(
+            self._name, self._runner, self._workers, self._executor, self._eager
+        )
         # A pool collected while idle stops its threads (and an executor it owns); this
         # holds them, not the pool.
         owned = self._executor if self._own_executor else None
-        self._abandoned = weakref.finalize(self, _abandon, self._workers, owned)
+        self._abandoned = weakref.finalize(
+            self, _abandon, self._workers, self._planner.timer.stop, owned
+        )
         self._abandoned.atexit = False
 
     # -- configuration ---------------------------------------------------------------
@@ -203,7 +211,7 @@ class Background(ThreadPoolExecutor):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
         return self.submit_task(task_name(fn), fn, args, kwargs)
 
-    def submit_task(
+    def submit_task(  # noqa: PLR0912  (one pass: the hot path makes no extra call)  # noqa: PLR0912  (one pass: the hot path makes no extra call)
         self,
         name: str,
         fn: Callable[..., Any],
@@ -211,10 +219,12 @@ class Background(ThreadPoolExecutor):
         kwargs: dict[str, Any],
         *,
         is_async: bool | None = None,
+        options: TaskOptions | None = None,
     ) -> Future[Any]:
         """`submit` under the task name `name`: what a `Task`'s call does (adapters' hook).
 
-        `is_async` says whether `fn` returns a coroutine; None finds out.
+        `is_async` says whether `fn` returns a coroutine; None finds out. `options`: run
+        it later, retry it, time it out (see `TaskOptions`).
         """
         if is_async is None:
             is_async = runs_async(fn)  # raises TypeError for a generator function
@@ -227,11 +237,21 @@ class Background(ThreadPoolExecutor):
             with self._lock:
                 self._ledger.rejected += 1  # a capturer raised: the caller gets its error
             raise
-        future = new_future(name, fn, args, kwargs, context, managers, time.monotonic())
+        due = 0.0
+        if options is None:
+            future = new_future(name, fn, args, kwargs, context, managers, time.monotonic())
+        else:
+            now = time.monotonic()
+            future = new_future(name, fn, args, kwargs, context, managers, now, PlannedFuture)
+            due = self._planner.prepare(future, options, is_async, now)  # type: ignore[arg-type]
         ledger, runner = self._ledger, self._runner
         with self._lock:
             if self._closed or self._setup.broken_by is not None:
                 self._refuse()
+            if due:  # it waits for its time on the pool's timer, not in the queue
+                ledger.admit(future, self)
+                self._planner.wait(future, due)  # type: ignore[arg-type]
+                return future
             bound = self._backpressure.max_queue
             inline = self._eager or (
                 bound is not None and ledger.queued() >= bound and self._when_full()
@@ -255,10 +275,19 @@ class Background(ThreadPoolExecutor):
                 raise
         if external:
             assert self._executor is not None
-            runner.send(future, self._executor)  # outside the lock: it may call back
+            send(runner, future, self._executor)  # outside the lock: it may call back
         elif inline:
             self._run_inline(future, is_async)
         return future
+
+    def using(self, **options: Any) -> Submitter:
+        """Submit with options: ``bg.using(delay=600).submit(fn, *args)``.
+
+        The options are `TaskOptions`' (`delay`, `run_at`, `retries`, `retry_on`,
+        `backoff`, `backoff_max`, `jitter`, `timeout`), checked now: TypeError or
+        ValueError names a bad one.
+        """
+        return Submitter(self, TaskOptions().replace(**options))
 
     def map(
         self,
@@ -308,7 +337,8 @@ class Background(ThreadPoolExecutor):
                 self._runner.run_eager(future)
             else:  # caller_runs, or one of the pool's own threads on a full queue
                 self._runner.run(future, None)
-        if not future.done() and not self._workers.owns(threading.current_thread()):
+        waits = is_async or type(future) is TaskFuture  # not a sync task's retry
+        if waits and not future.done() and not self._workers.owns(threading.current_thread()):
             # It runs on the pool's loop (async, or an awaitable a sync task returned):
             # wait, but not from the loop's own thread, and without retrieving a failure,
             # which stays the caller's to retrieve (or is logged).
@@ -363,16 +393,19 @@ class Background(ThreadPoolExecutor):
             self._ledger.wake_blocked()
             if cancel_futures:
                 self._ledger.cancel_queued()
-        self._workers.stop()  # what was queued before still runs
         if not wait:
+            self._workers.stop()  # what was queued before still runs
             return self.drain(0)
+        # The threads and the loop stay for the drain: a scheduled task may fall due.
         report = self.drain(timeout)
         with self._lock:
             self._ledger.cancel_queued()  # what did not start by the deadline never will
             first, self._finished = not self._finished, True
+        self._workers.stop()
         self._workers.join(_JOIN)
         if first:
             _pools.discard(self)
+            self._planner.timer.stop()
             self._abandoned.detach()  # done here
             with self._lock:
                 self._backpressure.log_refusals()
@@ -412,6 +445,11 @@ class Background(ThreadPoolExecutor):
         """The tasks running now, oldest first, by name, id and start time. Thread-safe."""
         return [task for task in self._ledger.unfinished() if task.state == "running"]
 
+    def scheduled(self) -> list[TaskInfo]:
+        """The tasks waiting for their time (a delay, a retry's backoff), by name, id,
+        attempt and due time, oldest first. Thread-safe."""
+        return [task for task in self._ledger.unfinished() if task.state == "scheduled"]
+
     def in_critical_section(self) -> bool:
         """True if the current thread is inside this pool's lock: only a signal handler
         that interrupted a submission sees that, and must not drain until it returns."""
@@ -422,9 +460,10 @@ class Background(ThreadPoolExecutor):
         return f"<Background {self._name!r} workers={self.workers} {state}>"
 
 
-def _abandon(workers: Workers, owned: Executor | None) -> None:
+def _abandon(workers: Workers, stop_timer: Callable[[], None], owned: Executor | None) -> None:
     """A pool nobody references any more: stop its threads and what it owns."""
     workers.stop()
+    stop_timer()
     if owned is not None:
         owned.shutdown(wait=False)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-TaskState = Literal["queued", "running"]
+TaskState = Literal["queued", "scheduled", "running"]
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,12 @@ class TaskInfo:
     Attributes:
         name: The task's name (its function's qualified name unless one was given).
         id: A number unique within the pool, in submission order, starting at 1.
-        state: ``"queued"`` (waiting for a worker) or ``"running"``.
+        state: ``"queued"`` (waiting for a worker), ``"scheduled"`` (waiting for its
+            time: a delay, or a retry's backoff; on no thread) or ``"running"``.
         age: Seconds since the task was submitted, when the snapshot was taken.
         started_at: Wall-clock time (``time.time()``) it started, or None while queued.
+        attempt: Which attempt this is (1 unless the task was retried).
+        due_at: Wall-clock time a scheduled task waits for, else None.
     """
 
     name: str
@@ -33,6 +36,8 @@ class TaskInfo:
     state: TaskState
     age: float
     started_at: float | None
+    attempt: int = 1
+    due_at: float | None = None
 
     def __str__(self) -> str:
         return f"{self.name!r} (id {self.id}, {self.state}, {self.age:.1f}s old)"
@@ -42,29 +47,34 @@ class TaskInfo:
 class Stats:
     """Counters of a pool at one moment.
 
-    ``submitted == queued + running + succeeded + failed + cancelled`` always holds.
-    ``rejected`` counts submissions that were refused (queue full, or pool closed).
+    ``submitted == queued + scheduled + running + succeeded + failed + cancelled``
+    always holds. ``rejected`` counts submissions that were refused (queue full, or pool
+    closed).
 
     Attributes:
         name: The pool's name.
         workers: The pool's worker threads.
         queued: Tasks accepted that have not started.
+        scheduled: Tasks waiting for their time (a delay, a retry's backoff).
         running: Tasks running now (on another executor: those it says have started).
         submitted: Tasks accepted (in a forked child: since the fork).
         succeeded: Tasks that returned.
         failed: Tasks that raised.
         cancelled: Tasks cancelled before they finished.
+        retried: Attempts that failed and were tried again (a task may count several).
         rejected: Submissions refused: a full queue, a closed pool, a capturer that raised.
     """
 
     name: str
     workers: int
     queued: int
+    scheduled: int
     running: int
     submitted: int
     succeeded: int
     failed: int
     cancelled: int
+    retried: int
     rejected: int
 
 
@@ -97,11 +107,13 @@ class DrainReport:
         """The unfinished tasks in one line: how many, and the first `named` by name."""
         tasks = self.unfinished
         running = sum(task.state == "running" for task in tasks)
+        scheduled = sum(task.state == "scheduled" for task in tasks)
+        waiting = f", {scheduled} scheduled for later" if scheduled else ""
         shown = ", ".join(str(task) for task in tasks[:named])
         more = f", and {len(tasks) - named} more" if len(tasks) > named else ""
         return (
             f"{len(tasks)} task{'' if len(tasks) == 1 else 's'} unfinished ({running} running, "
-            f"{len(tasks) - running} not started): {shown}{more}"
+            f"{len(tasks) - running - scheduled} not started{waiting}): {shown}{more}"
         )
 
 

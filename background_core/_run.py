@@ -14,14 +14,12 @@ import functools
 import inspect
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor, Future
-from contextvars import Context, copy_context
-from typing import Any
+from contextvars import Context
+from typing import Any, Protocol
 
 from ._context import Captured, call_within, each
-from ._future import TaskFuture
+from ._future import PlannedFuture, TaskFuture
 from ._ledger import Ledger, Tally, info
 from ._options import ErrorHook, FutureCallback
 from ._report import UnretrievedFailure, log_failure, task_name
@@ -31,7 +29,26 @@ logger = logging.getLogger("background")
 
 Awaiter = Callable[[TaskFuture[Any], Awaitable[object], Context], None]
 
-_HANDED_OVER = object()  # `hand_over`'s result when the loop took the awaitable
+HANDED_OVER = object()
+"""`Runner.hand_over`'s result when the loop took the awaitable (and ends the task)."""
+
+
+class Plans(Protocol):
+    """What runs the tasks that have options (`Planner`): a `PlannedFuture` goes there."""
+
+    def run(self, future: PlannedFuture[Any], tally: Tally | None) -> None: ...
+
+    def timed(
+        self, future: PlannedFuture[Any], make: Callable[[], Awaitable[object]]
+    ) -> Callable[[], Awaitable[object]]: ...
+
+    def settle(
+        self,
+        future: PlannedFuture[Any],
+        result: object,
+        error: BaseException | None,
+        tally: Tally | None,
+    ) -> None: ...
 
 
 class Runner:
@@ -51,6 +68,8 @@ class Runner:
         self.awaiter: Awaiter | None = None
         """Takes an awaitable a sync task returned to the pool's loop (set by `Workers`)."""
         self.setup = setup
+        self.plans: Plans | None = None
+        """Runs the tasks that have options (set by the pool)."""
 
     # -- the three steps -------------------------------------------------------------
 
@@ -58,10 +77,10 @@ class Runner:
         """Mark `future` running and count it; False (and counted) if it was cancelled."""
         if not future.start():
             future.drop_work()
-            self._record(self.ledger.cancelled, future, tally)
+            self.record(self.ledger.cancelled, future, tally)
             return False
         if tally is None:
-            self._record(self.ledger.started, future, None)
+            self.record(self.ledger.started, future, None)
         else:  # the hot path: no extra call
             self.ledger.started(future, tally)
         return True
@@ -73,14 +92,19 @@ class Runner:
         not done: the awaitable goes to the pool's event loop, which ends it (see
         `hand_over`).
         """
+        if type(future) is not TaskFuture:
+            assert self.plans is not None
+            self.plans.run(future, tally)  # type: ignore[arg-type]  # a PlannedFuture
+            del future  # see below
+            return
         if not self.begin(future, tally):
             return
         fn, args, kwargs, context, managers = future.take_work()
-        result, error = _call(fn, args, kwargs, context, managers)
+        result, error = call(fn, args, kwargs, context, managers)
         del fn, args, kwargs, managers
         if result is not None and inspect.isawaitable(result):
             result, error = self.hand_over(future, result, context)
-            if result is _HANDED_OVER:
+            if result is HANDED_OVER:
                 return
         del context
         self.end(future, result, error, tally)
@@ -105,7 +129,7 @@ class Runner:
                 f"{self.pool_name!r} could not await ({type(cannot).__name__}): it was "
                 "shutting down. Submit async def functions before shutdown."
             )
-        return _HANDED_OVER, None
+        return HANDED_OVER, None
 
     async def complete(
         self,
@@ -119,10 +143,27 @@ class Runner:
         On the pool's event loop, in a loop task made inside the task's context: for an
         ``async def`` task (`make` calls it) and an awaitable a sync task returned.
         """
+        if type(future) is not TaskFuture:
+            assert self.plans is not None
+            make = self.plans.timed(future, make)  # type: ignore[arg-type]  # a PlannedFuture
         result, error = await _await(make, managers)
         del make, managers
-        self.end(future, result, error, tally)
+        self.conclude(future, result, error, tally)
         del future, result, error  # see run()
+
+    def conclude(
+        self,
+        future: TaskFuture[Any],
+        result: object,
+        error: BaseException | None,
+        tally: Tally | None,
+    ) -> None:
+        """An attempt ended: `end` the task, or, if it has options, let its plan decide."""
+        if type(future) is TaskFuture:
+            self.end(future, result, error, tally)
+        else:
+            assert self.plans is not None
+            self.plans.settle(future, result, error, tally)  # type: ignore[arg-type]
 
     def end(
         self,
@@ -131,38 +172,48 @@ class Runner:
         error: BaseException | None,
         tally: Tally | None,
     ) -> None:
-        """Resolve `future`, report a failure, run the callbacks, then count it as done.
+        """`resolve` the future, then count it as done.
 
-        Counting comes last, so a finished drain means `on_error` hooks and callbacks
-        ran. Without a hook, a failure is logged once unless somebody retrieves it from
-        the future (see `UnretrievedFailure`). Nothing a callback raises, `SystemExit`
-        included, escapes.
+        Counting comes last, so a finished drain means `on_error` hooks and callbacks ran.
         """
         try:
-            if error is not None and self.on_error is None:
-                # Before the future resolves, so a waiter it wakes can mark it retrieved.
-                future.unretrieved = UnretrievedFailure(
-                    error, info(future, time.monotonic()), self.pool_name
-                )
-            try:
-                future.finish(result, error)  # runs the future's done-callbacks
-            except BaseException:
-                logger.exception("a done-callback of task %s raised", self._label(future))
-            if error is not None and self.on_error is not None:
-                self._report_failure(future, error, self.on_error)
-            for callback in self.callbacks:
-                try:
-                    callback(future)
-                except BaseException:
-                    logger.exception(
-                        "callback %s raised for task %s", task_name(callback), self._label(future)
-                    )
+            self.resolve(future, result, error)
         finally:
             record = self.ledger.succeeded if error is None else self.ledger.failed
             if tally is None:
-                self._record(record, future, None)
+                self.record(record, future, None)
             else:  # the hot path: no extra call
                 record(future, tally)
+
+    def count_failed(self, future: TaskFuture[Any], tally: Tally | None) -> None:
+        """Count a task whose future was failed already (by its timeout) as done."""
+        self.record(self.ledger.failed, future, tally)
+
+    def resolve(self, future: TaskFuture[Any], result: object, error: BaseException | None) -> None:
+        """Resolve `future`, report a failure, run the callbacks; count nothing.
+
+        Without an ``on_error`` hook, a failure is logged once unless somebody retrieves
+        it from the future (see `UnretrievedFailure`). Nothing a callback raises,
+        `SystemExit` included, escapes.
+        """
+        if error is not None and self.on_error is None:
+            # Before the future resolves, so a waiter it wakes can mark it retrieved.
+            future.unretrieved = UnretrievedFailure(
+                error, info(future, time.monotonic()), self.pool_name
+            )
+        try:
+            future.finish(result, error)  # runs the future's done-callbacks
+        except BaseException:
+            logger.exception("a done-callback of task %s raised", self._label(future))
+        if error is not None and self.on_error is not None:
+            self._report_failure(future, error, self.on_error)
+        for callback in self.callbacks:
+            try:
+                callback(future)
+            except BaseException:
+                logger.exception(
+                    "callback %s raised for task %s", task_name(callback), self._label(future)
+                )
 
     def run_eager(self, future: TaskFuture[Any]) -> None:
         """Run a sync task of an eager pool in the submitting thread (the first one runs
@@ -181,49 +232,9 @@ class Runner:
             future.drop_work()
             self.end(future, None, error, tally)
 
-    # -- another executor ------------------------------------------------------------
-
-    def send(self, future: TaskFuture[Any], executor: Executor) -> None:
-        """Submit the work to `executor`; its outcome resolves `future` (see `relay`).
-
-        The future was marked as being sent at admission, so a shutdown leaves it to the
-        executor. Raises what the executor's submit raises, with the task withdrawn.
-        """
-        fn, args, kwargs, _, _ = future.take_work()
-        try:
-            sent = executor.submit(fn, *args, **kwargs)
-        except BaseException:
-            with self.ledger.lock:
-                self.ledger.withdraw(future)
-            raise
-        finally:
-            del fn, args, kwargs
-        future.sent_to = sent
-        # Weakly: `sent` keeps its callbacks, and `future` keeps `sent`.
-        sent.add_done_callback(functools.partial(self._relay, weakref.ref(future)))
-
-    def _relay(self, task: weakref.ref[TaskFuture[Any]], sent: Future[Any]) -> None:
-        future = task()
-        if future is None:  # cannot be while it is in flight: the ledger holds it
-            return
-        if sent.cancelled():  # by the executor's shutdown(cancel_futures=True), or by us
-            future.cancel_and_notify()
-            self._record(self.ledger.cancelled, future, None)
-            return
-        if not self.begin(future, None):
-            return
-        error = sent.exception()
-        result = None if error is not None else sent.result()
-        if result is not None and inspect.isawaitable(result):
-            result, error = self.hand_over(future, result, copy_context())
-            if result is _HANDED_OVER:
-                return
-        self.end(future, result, error, None)
-        del future, result, error  # see run()
-
     # -- helpers ---------------------------------------------------------------------
 
-    def _record(
+    def record(
         self,
         record: Callable[[TaskFuture[Any], Tally], None],
         future: TaskFuture[Any],
@@ -250,7 +261,7 @@ class Runner:
             log_failure(error, task, self.pool_name)
 
 
-def _call(
+def call(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
@@ -274,7 +285,7 @@ def _call(
 async def _await(
     make: Callable[[], Awaitable[object]], managers: Captured
 ) -> tuple[object, BaseException | None]:
-    """`_call` for a coroutine task: await it inside the captured managers."""
+    """`call` for a coroutine task: await it inside the captured managers."""
     try:
         with contextlib.ExitStack() as stack:
             for manager in each(managers):

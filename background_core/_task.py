@@ -6,6 +6,7 @@ adapter's finder (the current app's pool) returns one.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import inspect
 import types
@@ -15,12 +16,14 @@ from inspect import CO_COROUTINE
 from types import FunctionType
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._plan import ExceptionTypes, TaskOptions, task_options
 from ._report import task_name
 
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
 R = TypeVar("R")
 S = TypeVar("S")
+T = TypeVar("T", bound="Task[Any, Any]")
 
 
 _KINDS = CO_COROUTINE | inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
@@ -74,11 +77,33 @@ class TaskPool(Protocol):
         kwargs: dict[str, Any],
         *,
         is_async: bool | None = None,
+        options: TaskOptions | None = None,
     ) -> Future[Any]:
         """Submit ``fn(*args, **kwargs)`` under the task name `name`; return its Future.
 
-        `is_async` says whether `fn` returns a coroutine; None finds out.
+        `is_async` says whether `fn` returns a coroutine; None finds out. `options`: when
+        to run it, retries, time limit.
         """
+
+
+class Submitter:
+    """A pool's ``submit`` with options: what ``bg.using(...)`` returns."""
+
+    def __init__(self, pool: TaskPool, options: TaskOptions) -> None:
+        self._pool = pool
+        self.options = options
+
+    @overload
+    def submit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]: ...
+    @overload
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]: ...
+    def submit(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` in the background with these options; its Future."""
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
+        return self._pool.submit_task(task_name(fn), fn, args, kwargs, options=self.options)
 
 
 class Task(Generic[P, R]):
@@ -102,6 +127,7 @@ class Task(Generic[P, R]):
         *,
         pool: Callable[[], TaskPool],
         name: str | None = None,
+        options: TaskOptions | None = None,
     ) -> None:
         # Under @staticmethod or @classmethod: what to bind the function to on access.
         self._binding: str | None = None
@@ -117,6 +143,7 @@ class Task(Generic[P, R]):
         self._fn: Callable[..., Any] = plain
         self._pool = pool
         self._is_async = runs_async(plain)
+        self._options = options
         self.name = name or getattr(plain, "__qualname__", None) or type(plain).__name__
 
     @property
@@ -126,7 +153,51 @@ class Task(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Submit the function with these arguments; return its Future at once."""
-        return self._pool().submit_task(self.name, self._fn, args, kwargs, is_async=self._is_async)
+        return self._pool().submit_task(
+            self.name, self._fn, args, kwargs, is_async=self._is_async, options=self._options
+        )
+
+    @property
+    def options(self) -> TaskOptions | None:
+        """The task's options (``@task(retries=...)``), None for a plain task."""
+        return self._options
+
+    def using(
+        self: T,
+        *,
+        delay: float | None = None,
+        run_at: datetime.datetime | None = None,
+        retries: int | None = None,
+        retry_on: ExceptionTypes | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """This task with other options, for the calls made through it:
+        ``send_reminder.using(delay=600)("ada@example.com")``.
+
+        `delay` (seconds) or `run_at` (an aware datetime): the call runs no earlier. The
+        others replace the task's own; None keeps them. Nothing waits on a thread.
+
+        Raises:
+            TypeError: An option has the wrong type (the message names it).
+            ValueError: An option is out of range, or both `delay` and `run_at` are given.
+        """
+        changes: dict[str, Any] = {}
+        if delay is not None:
+            changes["delay"] = delay
+        if run_at is not None:
+            changes["run_at"] = run_at
+        if retries is not None:
+            changes["retries"] = retries
+        if retry_on is not None:
+            changes["retry_on"] = retry_on
+        if timeout is not None:
+            changes["timeout"] = timeout
+        if delay is not None and run_at is not None:
+            raise ValueError("give delay= or run_at=, not both")
+        varied: T = object.__new__(type(self))
+        varied.__dict__.update(self.__dict__)
+        varied._options = (self._options or TaskOptions()).replace(**changes)
+        return varied
 
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None) -> Task[P, R]: ...
@@ -168,11 +239,14 @@ class TaskDecorator(Protocol):
 
 
 class TaskMaker:
-    """The ``task`` decorator of a pool: ``@bg.task`` or ``@bg.task(name="send-email")``.
+    """The ``task`` decorator of a pool: ``@bg.task``, ``@bg.task(name="send-email")``,
+    ``@bg.task(retries=3, timeout=10)``.
 
     Makes a `Task` (an `AsyncTask` for an ``async def`` function) whose calls submit to
     the pool that `pool` returns at call time. Adapters give it a function that finds
-    the current app's pool. Raises TypeError for a non-callable.
+    the current app's pool. The options (all off by default) are `TaskOptions`'; a bad
+    one raises TypeError or ValueError naming it, at decoration. Raises TypeError for a
+    non-callable.
     """
 
     def __init__(self, pool: Callable[[], TaskPool]) -> None:
@@ -183,15 +257,36 @@ class TaskMaker:
     @overload
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
     @overload
-    def __call__(self, /, *, name: str) -> TaskDecorator: ...
     def __call__(
-        self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None
+        self,
+        /,
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        retry_on: ExceptionTypes = Exception,
+        backoff: float = 1.0,
+        backoff_max: float = 60.0,
+        jitter: bool = True,
+        timeout: float | None = None,
+    ) -> TaskDecorator: ...
+    def __call__(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        **options: Any,
     ) -> Task[..., Any] | TaskDecorator:
+        plan = task_options(**options) if options else None  # checked at decoration
+        if plan is not None and plan == TaskOptions():
+            plan = None  # all defaults: the plain path
         if fn is None:
-            return functools.partial(self._make, name=name)  # type: ignore[return-value]
-        return self._make(fn, name=name)
+            return functools.partial(self._make, name=name, options=plan)  # type: ignore[return-value]
+        return self._make(fn, name=name, options=plan)
 
-    def _make(self, fn: Callable[..., Any], *, name: str | None) -> Task[..., Any]:
+    def _make(
+        self, fn: Callable[..., Any], *, name: str | None, options: TaskOptions | None
+    ) -> Task[..., Any]:
         plain = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
         cls = AsyncTask if runs_async(plain) else Task
-        return cls(fn, pool=self._pool, name=name)
+        return cls(fn, pool=self._pool, name=name, options=options)

@@ -67,6 +67,19 @@ class Workers:
             if not self.started and not self._stopping:
                 self._grow(self.target)
 
+    def put(self, future: TaskFuture[Any]) -> None:
+        """Queue `future`, which fell due (a delay, a retry): in a stopping pool, one more
+        thread starts to run it, since the others may have left already."""
+        with self._lock:
+            if self._stopping:
+                self._spawn()
+                self.queue.put(future)
+                self.queue.put(STOP)  # for that thread, or one that took its task
+                return
+            if not self.started:
+                self._grow(self.target)
+        self.queue.put(future)
+
     def loop(self) -> LoopThread:
         """The event-loop thread of coroutine tasks, made on first use.
 

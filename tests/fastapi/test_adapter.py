@@ -367,3 +367,52 @@ def test_the_lifespans_pool_has_a_web_apps_defaults() -> None:
         lifespan(retry_after=0)
     with pytest.raises(TypeError, match="queue_full_error must be callable"):
         pool(queue_full_error=None)  # type: ignore[typeddict-item]
+
+
+def test_handlers_submit_with_options_through_using() -> None:
+    app = FastAPI(lifespan=lifespan(workers=1, name="web"))
+    attempts: list[str] = []
+    reminded = threading.Event()
+
+    def send_welcome(email: str) -> str:
+        attempts.append(email)
+        if len(attempts) == 1:
+            raise ConnectionError("SMTP busy")
+        return "sent"
+
+    @app.post("/signup")
+    async def signup(email: str, bg: BackgroundDep) -> dict[str, str]:
+        bg.using(retries=2, backoff=0.01).submit(send_welcome, email)
+        bg.using(delay=0.2).submit(reminded.set)
+        return {"status": "queued"}
+
+    with TestClient(app) as client:
+        assert client.post("/signup", params={"email": "ada@example.com"}).status_code == 200
+        assert reminded.wait(WAIT)
+        stats = app.state.background.stats()
+    assert attempts == ["ada@example.com", "ada@example.com"]
+    assert (stats.retried, stats.succeeded, stats.failed) == (1, 2, 0)
+
+
+def test_a_module_level_pools_tasks_take_options() -> None:
+    web_pool = pool(workers=1, name="module")
+    app = FastAPI(lifespan=lifespan(pool=web_pool))
+    calls: list[int] = []
+
+    @web_pool.task(retries=1, backoff=0.01, timeout=5)
+    async def fetch(n: int) -> int:
+        calls.append(n)
+        if len(calls) == 1:
+            raise TimeoutError("upstream slow")
+        return n * 2
+
+    @app.get("/fetch/{n}")
+    async def endpoint(n: int) -> dict[str, int]:
+        return {"value": await asyncio.wrap_future(fetch(n))}
+
+    try:
+        with TestClient(app) as client:
+            assert client.get("/fetch/21").json() == {"value": 42}
+    finally:
+        web_pool.shutdown()  # the app's lifespan did not make it, so it leaves it open
+    assert calls == [21, 21]

@@ -467,3 +467,28 @@ def test_async_tasks_interleaving_on_the_loop_keep_their_own_app_context(
         slow, quick = bg.submit(job, 0.2), bg.submit(job, 0.05)  # quick ends first
         assert quick.result(timeout=WAIT) == "shop after 0.05"
         assert slow.result(timeout=WAIT) == "shop after 0.2"
+
+
+def test_tasks_take_options_and_each_attempt_has_the_app_context(apps: list[Flask]) -> None:
+    bg = Background()
+    app = make_app(apps, BACKGROUND_WORKERS=1)
+    bg.init_app(app)
+    seen: list[str] = []
+
+    @bg.task(retries=2, backoff=0.01, retry_on=ConnectionError)
+    def notify(user: str) -> str:
+        seen.append(current_app.name)  # each attempt runs in a fresh app context
+        if len(seen) < 3:
+            raise ConnectionError("SMTP busy")
+        return f"notified {user}"
+
+    @app.post("/notify/<user>")
+    def endpoint(user: str) -> dict[str, str]:
+        future = notify.using(delay=0.05)(user)
+        return {"result": future.result(timeout=WAIT)}
+
+    response = app.test_client().post("/notify/ada")
+    assert response.json == {"result": "notified ada"}
+    assert seen == ["shop", "shop", "shop"]
+    stats = app.extensions["background"].stats()
+    assert (stats.retried, stats.succeeded) == (2, 1)

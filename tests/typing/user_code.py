@@ -116,3 +116,31 @@ web_pool = fastapi_background.pool(workers=2, name="email", block_timeout=1.0)
 assert_type(web_pool, background_core.Background)
 web_app = FastAPI(lifespan=lifespan(pool=web_pool))
 retrying = FastAPI(lifespan=lifespan(max_queue=100, retry_after=5))
+
+# -- task options: run later, retry, time out ------------------------------------------
+
+
+@background.task(retries=3, retry_on=(ConnectionError, TimeoutError), timeout=10)
+def send_reminder(to: str) -> bool:
+    return True
+
+
+@pool.task(name="poll", retries=2, backoff=0.5, backoff_max=5.0, jitter=False)
+async def poll(url: str) -> int:
+    return 200
+
+
+assert_type(send_reminder.using(delay=600)("ada@example.com"), Future[bool])
+assert_type(send_reminder.using(run_at=None, retries=1)("ada@example.com"), Future[bool])
+assert_type(poll.using(delay=1.5)("https://example.com"), Future[int])
+assert_type(pool.using(delay=5).submit(resize.__wrapped__, "/a.jpg", width=3), Future[bytes])
+assert_type(send_reminder.options, background_core.TaskOptions | None)
+
+
+@ext.task(retries=2)
+def flask_job(n: int) -> str:
+    return str(n)
+
+
+assert_type(flask_job.using(delay=1)(3), Future[str])
+assert_type(web_pool.using(retries=1).submit(len, "abc"), Future[int])

@@ -1,0 +1,250 @@
+"""`Planner`: runs the tasks that have `TaskOptions`: later, again, within a time limit.
+
+A task waits (for its delay, for a retry's backoff) as an entry of the pool's `Timer`, not
+on a thread; when its time comes it goes where any task goes (the queue, the event loop,
+the user's executor). Between attempts its future is pending again, so ``cancel()`` works,
+and it is counted as scheduled. A retry logs one WARNING per failed attempt; only the
+final outcome resolves the future, and only the last failure is reported as one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from ._future import SENDING, PlannedFuture, TaskFuture
+from ._ledger import Tally
+from ._plan import TaskOptions
+from ._relay import send
+from ._run import HANDED_OVER, Runner, call
+from ._timer import Timer
+from ._workers import Workers
+
+logger = logging.getLogger("background")
+
+
+class Planner:
+    """The plans of one pool's tasks. Thread-safe; holds no pool."""
+
+    def __init__(
+        self,
+        pool_name: str,
+        runner: Runner,
+        workers: Workers,
+        executor: Executor | None,
+        eager: bool,
+    ) -> None:
+        self.timer = Timer(f"background-{pool_name}-timer")
+        self._pool_name = pool_name
+        self._runner = runner
+        self._ledger = runner.ledger
+        self._workers = workers
+        self._executor = executor
+        self._eager = eager
+
+    # -- admission (the pool's lock is held) -----------------------------------------
+
+    def prepare(
+        self, future: PlannedFuture[Any], options: TaskOptions, is_async: bool, now: float
+    ) -> float:
+        """Set `future` up for its plan; return when it may start (0.0: at once)."""
+        future.options = options
+        future.is_async = is_async
+        future.attempt = 1
+        future.due = 0.0
+        future.expired = False
+        future.kept = None
+        future.entry = None
+        future.add_done_callback(self._on_done)  # a cancel while it waits counts at once
+        return 0.0 if self._eager else options.due(now)
+
+    def wait(self, future: PlannedFuture[Any], due: float) -> None:
+        """`future` (admitted) waits until monotonic `due`. Hold the pool's lock."""
+        self._ledger.scheduled[future.task_id] = due
+        future.due = due
+        future.entry = self.timer.at(due, functools.partial(self._release, future))
+
+    # -- running ---------------------------------------------------------------------
+
+    def run(self, future: PlannedFuture[Any], tally: Tally | None) -> None:
+        """Run an attempt of a sync task here and now, then settle it."""
+        runner = self._runner
+        if not runner.begin(future, tally):
+            return
+        fn, args, kwargs, context, managers = future.take_work()
+        timeout = future.options.timeout
+        entry = None
+        if timeout is not None and not self._eager:
+            expire = functools.partial(self._expire, future, future.attempt)
+            with contextlib.suppress(RuntimeError):  # the pool stopped: no time limit now
+                entry = self.timer.at(time.monotonic() + timeout, expire)
+        result, error = call(fn, args, kwargs, context, managers)
+        del fn, args, kwargs, managers
+        if entry is not None:
+            entry.cancel()
+        if result is not None and inspect.isawaitable(result):
+            result, error = runner.hand_over(future, result, context)
+            if result is HANDED_OVER:
+                del future, context
+                return  # the loop settles it (see Runner.complete)
+        del context
+        self.settle(future, result, error, tally)
+        del future, result, error  # a traceback keeps this frame: see Runner.run
+
+    def timed(
+        self, future: PlannedFuture[Any], make: Callable[[], Awaitable[object]]
+    ) -> Callable[[], Awaitable[object]]:
+        """`make`, cancelled at the task's timeout if it has one (for the event loop)."""
+        timeout = future.options.timeout
+        if timeout is None:
+            return make
+        what = self._label(future)
+        return lambda: _within(make, timeout, what)
+
+    def settle(
+        self,
+        future: PlannedFuture[Any],
+        result: object,
+        error: BaseException | None,
+        tally: Tally | None,
+    ) -> None:
+        """An attempt ended: try again later if the plan says so, else end the task."""
+        with self._ledger.lock:
+            expired, future.expired = future.expired, False
+        if expired:  # its future failed at the deadline; only its thread was still busy
+            future.drop_work()
+            self._runner.count_failed(future, tally)
+            return
+        if error is not None and self._retries(future, error):
+            self._retry(future, error, tally)
+            return
+        future.drop_work()
+        self._runner.end(future, result, error, tally)
+
+    # -- waiting, retrying, expiring -------------------------------------------------
+
+    def _retries(self, future: PlannedFuture[Any], error: BaseException) -> bool:
+        options: TaskOptions = future.options
+        return future.attempt <= options.retries and isinstance(error, options.retry_on)
+
+    def _retry(self, future: PlannedFuture[Any], error: BaseException, tally: Tally | None) -> None:
+        options: TaskOptions = future.options
+        wait = 0.0 if self._eager else options.wait_before(future.attempt)
+        logger.warning(
+            "task %s failed on attempt %d of %d (%s); retrying in %.3g s",
+            self._label(future),
+            future.attempt,
+            options.retries + 1,
+            type(error).__name__,
+            wait,
+            extra={"pool": self._pool_name, "task": future.task_name, "attempt": future.attempt},
+        )
+        del error
+        due = time.monotonic() + wait
+        ledger = self._ledger
+        if tally is None:
+            with ledger.lock:
+                ledger.retrying(future, due, ledger.shared)
+        else:
+            ledger.retrying(future, due, tally)
+        future.attempt += 1
+        future.rewind()  # pending again: a cancel() now stops it
+        if self._eager:
+            with ledger.lock:
+                waiting = ledger.unschedule(future)
+            if waiting:
+                self.run(future, None)
+            return
+        with ledger.lock:
+            if future.task_id not in ledger.scheduled:
+                return  # cancelled meanwhile, and counted
+            future.due = due
+            with contextlib.suppress(RuntimeError):  # the pool finished its shutdown
+                future.entry = self.timer.at(due, functools.partial(self._release, future))
+                return
+        future.cancel_and_notify()  # no attempt can come now: counted by _on_done
+
+    def _release(self, future: PlannedFuture[Any]) -> None:
+        """Its time came (on the timer's thread): send it where it runs."""
+        with self._ledger.lock:
+            if not self._ledger.unschedule(future):
+                return  # cancelled while it waited
+            future.due = 0.0
+            future.entry = None
+        try:
+            if future.is_async:
+                self._workers.loop().submit(future)
+            elif self._executor is not None:
+                future.sent_to = SENDING
+                send(self._runner, future, self._executor)
+            else:
+                self._workers.put(future)
+        except BaseException as error:  # the pool stops and cannot take it any more
+            self._cannot_run(future, error)
+
+    def _cannot_run(self, future: PlannedFuture[Any], error: BaseException) -> None:
+        failure = RuntimeError(
+            f"task {self._label(future)} fell due after its pool stopped taking work "
+            f"({type(error).__name__}). Keep the pool open until its scheduled tasks ran."
+        )
+        if future.task_id in self._ledger.live:
+            self._runner.fail(future, failure, None)
+        else:  # an executor refused it: withdrawn and counted as rejected
+            future.drop_work()
+            future.finish(None, failure)
+
+    def _expire(self, future: PlannedFuture[Any], attempt: int) -> None:
+        """A sync attempt ran out of time (on the timer's thread): fail its future now."""
+        with self._ledger.lock:
+            if future.attempt != attempt or future.expired or not future.started:
+                return
+            future.expired = True
+        timeout = future.options.timeout
+        self._runner.resolve(
+            future,
+            None,
+            TimeoutError(
+                f"task {self._label(future)} timed out after {timeout:g} s; its thread "
+                "still runs it, and what it returns will be dropped"
+            ),
+        )
+
+    def _on_done(self, future: Future[Any]) -> None:
+        """A cancelled task that waited on no thread: count it now (nobody else will)."""
+        if not future.cancelled() or not isinstance(future, PlannedFuture):
+            return
+        entry = future.entry
+        if entry is not None:
+            entry.cancel()
+        ledger = self._ledger
+        with ledger.lock:
+            if future.task_id in ledger.scheduled:
+                future.due = 0.0
+                ledger.cancelled(future, ledger.shared)
+                future.drop_work()
+
+    def _label(self, future: TaskFuture[Any]) -> str:
+        return f"{future.task_name!r} (id {future.task_id}) in pool {self._pool_name!r}"
+
+
+async def _within(make: Callable[[], Awaitable[object]], seconds: float, what: str) -> object:
+    """Await what `make()` returns; at `seconds`, cancel it and raise `TimeoutError`."""
+    task = asyncio.ensure_future(make())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except BaseException:
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):  # what it raises once cancelled is moot
+        await task
+    raise TimeoutError(f"task {what} timed out after {seconds:g} s and was cancelled")
