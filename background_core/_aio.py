@@ -72,6 +72,17 @@ class LoopThread:
             raise RuntimeError("the event loop is stopping")
         self.loop.call_soon_threadsafe(self._start, future, lambda: awaitable, context, None)
 
+    def cancel_waiting(self) -> None:
+        """Cancel the tasks that wait for a slot (not those running). Thread-safe."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits
+            self.loop.call_soon_threadsafe(self._cancel_waiting)
+
+    def _cancel_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, deque()
+        for future in waiting:
+            future.cancel_and_notify()
+            self._runner.begin(future, self._tally)  # refuses it, and counts it cancelled
+
     def wake(self) -> None:
         """Start waiting tasks if the limit grew. Thread-safe."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._future import TaskFuture
-from ._report import DrainReport, Stats, TaskInfo, TaskState
+from ._report import DrainReport, Stats, TaskInfo, task_info
 
 # A drain or blocked submitter re-checks this often even if a wake-up went astray.
 _RECHECK = 0.25
@@ -167,13 +167,18 @@ class Ledger:
         """Wake submitters blocked on a full queue (to see that the pool closed)."""
         self._wake()
 
-    def cancel_queued(self) -> None:
-        """Cancel every task that has not started. Call with the lock held."""
-        for future in list(self.live.values()):
+    def cancel(self, futures: list[TaskFuture[Any]]) -> None:
+        """Cancel each of `futures` that has not started. Call with the lock held."""
+        for future in futures:
             # cancel() refuses a task that started, here or in a user's executor.
             if not future.started and future.cancel_and_notify():
                 self.cancelled(future, self.shared)
                 future.drop_work()
+
+    def waiting_elsewhere(self) -> list[TaskFuture[Any]]:
+        """Tasks that wait on no worker: scheduled, or sent to an executor. Hold the lock."""
+        live, scheduled = self.live, self.scheduled
+        return [f for f in live.values() if f.sent_to is not None or f.task_id in scheduled]
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -274,25 +279,7 @@ class Ledger:
         now = time.monotonic()
         with self.lock:
             futures = list(self.live.values())
-        return [info(future, now) for future in futures]
-
-
-def info(future: TaskFuture[Any], now: float) -> TaskInfo:
-    """What a report says of `future` at monotonic time `now`."""
-    started = future.started
-    sent = future.sent_to
-    running = bool(started) or (sent is not None and sent.running())
-    due: float = getattr(future, "due", 0.0)  # a PlannedFuture's, while it waits
-    state: TaskState = "running" if running else "scheduled" if due else "queued"
-    return TaskInfo(
-        name=future.task_name,
-        id=future.task_id,
-        state=state,
-        age=now - future.submitted,
-        started_at=time.time() - (now - started) if started else None,
-        attempt=getattr(future, "attempt", 1),
-        due_at=time.time() + (due - now) if due else None,
-    )
+        return [task_info(future, now) for future in futures]
 
 
 def no_limit(seconds: float) -> float:

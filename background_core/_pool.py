@@ -392,14 +392,17 @@ class Background(ThreadPoolExecutor):
             self._closed = True
             self._ledger.wake_blocked()
             if cancel_futures:
-                self._ledger.cancel_queued()
+                # What waits; not what a worker took already (it runs, as in the stdlib).
+                self._ledger.cancel(self._workers.take_queued())
+                self._ledger.cancel(self._ledger.waiting_elsewhere())
+                self._workers.cancel_on_loop()
         if not wait:
             self._workers.stop()  # what was queued before still runs
             return self.drain(0)
         # The threads and the loop stay for the drain: a scheduled task may fall due.
         report = self.drain(timeout)
         with self._lock:
-            self._ledger.cancel_queued()  # what did not start by the deadline never will
+            self._ledger.cancel(list(self._ledger.live.values()))  # it never will start now
             first, self._finished = not self._finished, True
         self._workers.stop()
         self._workers.join(_JOIN)

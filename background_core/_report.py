@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 TaskState = Literal["queued", "scheduled", "running"]
 
@@ -118,6 +119,24 @@ class DrainReport:
 
 
 logger = logging.getLogger("background")
+
+
+def task_info(future: Any, now: float) -> TaskInfo:
+    """What a report says of a task's future (a `TaskFuture`) at monotonic time `now`."""
+    started = future.started
+    sent = future.sent_to
+    running = bool(started) or (sent is not None and sent.running())
+    due: float = getattr(future, "due", 0.0)  # a PlannedFuture's, while it waits
+    state: TaskState = "running" if running else "scheduled" if due else "queued"
+    return TaskInfo(
+        name=future.task_name,
+        id=future.task_id,
+        state=state,
+        age=now - future.submitted,
+        started_at=time.time() - (now - started) if started else None,
+        attempt=getattr(future, "attempt", 1),
+        due_at=time.time() + (due - now) if due else None,
+    )
 
 
 def task_name(fn: Callable[..., object]) -> str:

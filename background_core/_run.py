@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 from ._context import Captured, call_within, each
 from ._future import PlannedFuture, TaskFuture
-from ._ledger import Ledger, Tally, info
+from ._ledger import Ledger, Tally
 from ._options import ErrorHook, FutureCallback
-from ._report import UnretrievedFailure, log_failure, task_name
+from ._report import UnretrievedFailure, log_failure, task_info, task_name
 from ._setup import WorkerSetup
 
 logger = logging.getLogger("background")
@@ -199,7 +199,7 @@ class Runner:
         if error is not None and self.on_error is None:
             # Before the future resolves, so a waiter it wakes can mark it retrieved.
             future.unretrieved = UnretrievedFailure(
-                error, info(future, time.monotonic()), self.pool_name
+                error, task_info(future, time.monotonic()), self.pool_name
             )
         try:
             future.finish(result, error)  # runs the future's done-callbacks
@@ -253,7 +253,7 @@ class Runner:
     def _report_failure(
         self, future: TaskFuture[Any], error: BaseException, on_error: ErrorHook
     ) -> None:
-        task = info(future, time.monotonic())
+        task = task_info(future, time.monotonic())
         try:
             on_error(error, task)
         except BaseException:

@@ -80,6 +80,31 @@ class Workers:
                 self._grow(self.target)
         self.queue.put(future)
 
+    def take_queued(self) -> list[TaskFuture[Any]]:
+        """Take every future out of the queue (what no worker took yet); signals stay."""
+        taken: list[TaskFuture[Any]] = []
+        signals: list[Stop | None] = []
+        with self._lock:
+            while True:
+                try:
+                    item = self.queue.get_nowait()
+                except Empty:
+                    break
+                if item is None or isinstance(item, Stop):
+                    signals.append(item)
+                else:
+                    taken.append(item)
+            for signal in signals:
+                self.queue.put(signal)
+        return taken
+
+    def cancel_on_loop(self) -> None:
+        """Cancel the coroutine tasks waiting for the event loop (soon, on its thread)."""
+        with self._lock:
+            loop = self._loop
+        if loop is not None:
+            loop.cancel_waiting()
+
     def loop(self) -> LoopThread:
         """The event-loop thread of coroutine tasks, made on first use.
 
