@@ -72,9 +72,9 @@ class Backpressure:
         """
         assert self.max_queue is not None
         if self._on_full == "raise":
-            self._refuse(ledger, "Retry later, or raise max_queue.")
+            self.refuse(ledger, "Retry later, or raise max_queue.")
         if on_event_loop():
-            self._refuse(
+            self.refuse(
                 ledger,
                 "It was submitted from a thread running an event loop, which must not wait "
                 "for room nor run the task itself: retry later, or raise max_queue.",
@@ -83,14 +83,14 @@ class Backpressure:
             return True
         deadline = time.monotonic() + self._block_timeout
         if not ledger.wait_for_room(self.max_queue, refused, deadline) and not refused():
-            self._refuse(
+            self.refuse(
                 ledger,
                 f"It waited {self._block_timeout:g} s for room (block_timeout): retry later, "
                 "or raise max_queue.",
             )
         return False
 
-    def _refuse(self, ledger: Ledger, advice: str) -> None:
+    def refuse(self, ledger: Ledger, advice: str) -> None:
         ledger.rejected += 1
         self._refused += 1
         now = time.monotonic()

@@ -219,7 +219,7 @@ class PlannedFuture(TaskFuture[R]):
     """The future of a task with `TaskOptions`: it keeps its work until it is settled,
     since a retry runs it again, and says where it stands between attempts."""
 
-    __slots__ = ("attempt", "due", "entry", "expired", "is_async", "kept", "options")
+    __slots__ = ("attempt", "due", "entry", "expired", "is_async", "kept", "on_cancel", "options")
 
     options: Any  # TaskOptions (not imported here: this module knows nothing of plans)
     entry: Any  # the timer's Entry while it waits, else None
@@ -228,6 +228,15 @@ class PlannedFuture(TaskFuture[R]):
     due: float  # monotonic time it waits for (a delay, a backoff); 0.0 when not waiting
     expired: bool  # the current attempt ran out of time (a sync task: its future failed)
     kept: Work | None
+    on_cancel: Callable[[PlannedFuture[Any]], None]  # told of a cancel (it may be waiting)
+
+    def cancel(self) -> bool:
+        """`TaskFuture.cancel`, and tell the plan: a task that waits on no thread is
+        counted as cancelled at once."""
+        if not super().cancel():
+            return False
+        self.on_cancel(self)
+        return True
 
     def take_work(self) -> Work:
         """The work, for one more attempt: kept until `drop_work`."""

@@ -101,10 +101,13 @@ class Ledger:
         tally.running -= 1
 
     def new_tally(self) -> Tally:
-        """A tally for a thread that runs tasks; `retire()` it when the thread ends."""
+        """A tally for a thread that runs tasks; `retire()` it when the thread ends.
+
+        Takes no lock (a list's append is atomic): a new worker must not wait for the
+        submitters that keep the lock busy before it takes its first task.
+        """
         tally = Tally()
-        with self.lock:
-            self._tallies.append(tally)
+        self._tallies.append(tally)  # a sum taken meanwhile adds it, or not: it is zero
         return tally
 
     def retire(self, tally: Tally) -> None:

@@ -12,11 +12,24 @@ import datetime
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from ._options import check_seconds
 
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
+
+
+class OptionChanges(TypedDict, total=False):
+    """The options ``task.using(...)`` and ``pool.using(...)`` take (see `TaskOptions`)."""
+
+    delay: float | None
+    run_at: datetime.datetime | None
+    retries: int
+    retry_on: ExceptionTypes
+    backoff: float
+    backoff_max: float
+    jitter: bool
+    timeout: float | None
 
 
 @dataclass(frozen=True)
@@ -30,9 +43,11 @@ class TaskOptions:
         backoff_max: The longest wait between attempts.
         jitter: Wait a random 50-100 % of each backoff, so that tasks failing together
             do not retry together.
-        timeout: Seconds an attempt may take: an ``async def`` task is cancelled then; a
-            sync one cannot be stopped, so its future fails with `TimeoutError` and what
-            its thread returns later is dropped (the thread stays busy until then).
+        timeout: Seconds an attempt may take: an ``async def`` task is cancelled then (and
+            may be retried); a sync one cannot be stopped, so its future fails with
+            `TimeoutError`, what its thread returns later is dropped (the thread stays busy
+            until then), and it is not retried, since that attempt may still be running.
+            Not for sync tasks of a pool with ``executor=``.
         delay: Seconds from submission before the first attempt may start.
         run_at: An aware `datetime.datetime` before which the first attempt does not start.
     """
@@ -48,7 +63,8 @@ class TaskOptions:
 
     def replace(self, **changes: Any) -> TaskOptions:
         """These options with `changes` (checked: TypeError or ValueError names the option)."""
-        merged = {**dataclasses.asdict(self), **changes}
+        merged = {field.name: getattr(self, field.name) for field in _FIELDS}
+        merged.update(changes)
         if "delay" in changes and changes["delay"] is not None:
             merged["run_at"] = None  # the call's own time wins over the task's
         elif "run_at" in changes and changes["run_at"] is not None:
@@ -68,6 +84,9 @@ class TaskOptions:
         """Seconds to wait before retry number `retry` (1 for the first)."""
         wait = min(self.backoff_max, self.backoff * 2.0 ** min(retry - 1, 64))
         return random.uniform(wait / 2, wait) if self.jitter else wait
+
+
+_FIELDS = dataclasses.fields(TaskOptions)
 
 
 def task_options(

@@ -16,9 +16,10 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any
 
+from ._backpressure import Backpressure
 from ._future import SENDING, PlannedFuture, TaskFuture
 from ._ledger import Tally
 from ._plan import TaskOptions
@@ -38,8 +39,10 @@ class Planner:
         pool_name: str,
         runner: Runner,
         workers: Workers,
+        *,
         executor: Executor | None,
         eager: bool,
+        backpressure: Backpressure,
     ) -> None:
         self.timer = Timer(f"background-{pool_name}-timer")
         self._pool_name = pool_name
@@ -48,13 +51,24 @@ class Planner:
         self._workers = workers
         self._executor = executor
         self._eager = eager
+        self._backpressure = backpressure
 
     # -- admission (the pool's lock is held) -----------------------------------------
 
     def prepare(
         self, future: PlannedFuture[Any], options: TaskOptions, is_async: bool, now: float
     ) -> float:
-        """Set `future` up for its plan; return when it may start (0.0: at once)."""
+        """Set `future` up for its plan; return when it may start (0.0: at once).
+
+        Raises:
+            ValueError: A `timeout` for a sync task that goes to the pool's executor.
+        """
+        if options.timeout is not None and self._executor is not None and not is_async:
+            raise ValueError(
+                f"timeout= needs pool {self._pool_name!r}'s own threads, and this pool sends "
+                "sync tasks to its executor (executor=), which cannot time them: drop "
+                "timeout=, or give the function a time limit of its own"
+            )
         future.options = options
         future.is_async = is_async
         future.attempt = 1
@@ -62,12 +76,23 @@ class Planner:
         future.expired = False
         future.kept = None
         future.entry = None
-        future.add_done_callback(self._on_done)  # a cancel while it waits counts at once
+        future.on_cancel = self._cancelled
         return 0.0 if self._eager else options.due(now)
 
-    def wait(self, future: PlannedFuture[Any], due: float) -> None:
-        """`future` (admitted) waits until monotonic `due`. Hold the pool's lock."""
-        self._ledger.scheduled[future.task_id] = due
+    def admit_later(self, future: PlannedFuture[Any], due: float, holder: object) -> None:
+        """Admit `future` to wait until monotonic `due`. Hold the pool's lock.
+
+        Waiting tasks count in ``max_queue`` (they will need room): a full pool refuses
+        one whatever ``on_full`` says, since the room it needs is in the future.
+
+        Raises:
+            QueueFull: ``max_queue`` tasks wait or are scheduled.
+        """
+        ledger, bound = self._ledger, self._backpressure.max_queue
+        if bound is not None and ledger.queued() + len(ledger.scheduled) >= bound:
+            self._backpressure.refuse(ledger, "Tasks to run later count in it: retry later.")
+        ledger.admit(future, holder)
+        ledger.scheduled[future.task_id] = due
         future.due = due
         future.entry = self.timer.at(due, functools.partial(self._release, future))
 
@@ -82,9 +107,11 @@ class Planner:
         timeout = future.options.timeout
         entry = None
         if timeout is not None and not self._eager:
-            expire = functools.partial(self._expire, future, future.attempt)
             with contextlib.suppress(RuntimeError):  # the pool stopped: no time limit now
-                entry = self.timer.at(time.monotonic() + timeout, expire)
+                entry = self.timer.at(
+                    time.monotonic() + timeout,
+                    functools.partial(self._expire, future, future.attempt),
+                )
         result, error = call(fn, args, kwargs, context, managers)
         del fn, args, kwargs, managers
         if entry is not None:
@@ -169,7 +196,7 @@ class Planner:
             with contextlib.suppress(RuntimeError):  # the pool finished its shutdown
                 future.entry = self.timer.at(due, functools.partial(self._release, future))
                 return
-        future.cancel_and_notify()  # no attempt can come now: counted by _on_done
+        future.cancel_and_notify()  # no attempt can come now: counted by _cancelled
 
     def _release(self, future: PlannedFuture[Any]) -> None:
         """Its time came (on the timer's thread): send it where it runs."""
@@ -216,10 +243,8 @@ class Planner:
             ),
         )
 
-    def _on_done(self, future: Future[Any]) -> None:
+    def _cancelled(self, future: PlannedFuture[Any]) -> None:
         """A cancelled task that waited on no thread: count it now (nobody else will)."""
-        if not future.cancelled() or not isinstance(future, PlannedFuture):
-            return
         entry = future.entry
         if entry is not None:
             entry.cancel()

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar, copy_context
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from ._backpressure import Backpressure
 from ._context import Capturer, capture, copy_without
@@ -37,7 +37,7 @@ from ._options import (
     check_workers,
     usable_cpus,
 )
-from ._plan import TaskOptions
+from ._plan import OptionChanges, TaskOptions
 from ._planned import Planner
 from ._relay import send
 from ._report import DrainReport, Stats, TaskInfo, log_unfinished, task_name
@@ -45,6 +45,9 @@ from ._run import Runner
 from ._setup import WorkerSetup
 from ._task import Submitter, TaskMaker, runs_async
 from ._workers import Workers
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -137,7 +140,12 @@ class Background(ThreadPoolExecutor):
         self._runner.callbacks = self._callbacks
         self._workers = Workers(self._name, self._runner, workers)
         self._planner = self._runner.plans = Planner(
-            self._name, self._runner, self._workers, self._executor, self._eager
+            self._name,
+            self._runner,
+            self._workers,
+            executor=self._executor,
+            eager=self._eager,
+            backpressure=self._backpressure,
         )
         # A pool collected while idle stops its threads (and an executor it owns); this
         # holds them, not the pool.
@@ -211,7 +219,7 @@ class Background(ThreadPoolExecutor):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
         return self.submit_task(task_name(fn), fn, args, kwargs)
 
-    def submit_task(  # noqa: PLR0912  (one pass: the hot path makes no extra call)  # noqa: PLR0912  (one pass: the hot path makes no extra call)
+    def submit_task(  # noqa: PLR0912  (one pass: the hot path makes no extra call)
         self,
         name: str,
         fn: Callable[..., Any],
@@ -249,8 +257,7 @@ class Background(ThreadPoolExecutor):
             if self._closed or self._setup.broken_by is not None:
                 self._refuse()
             if due:  # it waits for its time on the pool's timer, not in the queue
-                ledger.admit(future, self)
-                self._planner.wait(future, due)  # type: ignore[arg-type]
+                self._planner.admit_later(future, due, self)  # type: ignore[arg-type]
                 return future
             bound = self._backpressure.max_queue
             inline = self._eager or (
@@ -265,12 +272,15 @@ class Background(ThreadPoolExecutor):
                     future.sent_to = SENDING  # a shutdown leaves it to the executor
                 elif not inline:
                     workers = self._workers
-                    if not workers.started:
-                        workers.start()
                     workers.queue.put(future)
+                    if not workers.started:
+                        # After the put: the first thread takes it as it starts, as the
+                        # stdlib's does, before this thread submits more.
+                        workers.start()
             except BaseException:
                 # Nothing will run it (threads cannot start at interpreter shutdown, say):
                 # the caller gets the error instead of a future.
+                future.cancel()  # if it stays queued, a later worker passes over it
                 ledger.withdraw(future)
                 raise
         if external:
@@ -280,12 +290,10 @@ class Background(ThreadPoolExecutor):
             self._run_inline(future, is_async)
         return future
 
-    def using(self, **options: Any) -> Submitter:
+    def using(self, **options: Unpack[OptionChanges]) -> Submitter:
         """Submit with options: ``bg.using(delay=600).submit(fn, *args)``.
 
-        The options are `TaskOptions`' (`delay`, `run_at`, `retries`, `retry_on`,
-        `backoff`, `backoff_max`, `jitter`, `timeout`), checked now: TypeError or
-        ValueError names a bad one.
+        The options are `TaskOptions`', checked now: TypeError or ValueError names a bad one.
         """
         return Submitter(self, TaskOptions().replace(**options))
 

@@ -6,7 +6,6 @@ adapter's finder (the current app's pool) returns one.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import inspect
 import types
@@ -14,9 +13,12 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from inspect import CO_COROUTINE
 from types import FunctionType
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from ._plan import ExceptionTypes, TaskOptions, task_options
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from ._plan import ExceptionTypes, OptionChanges, TaskOptions, task_options
 from ._report import task_name
 
 P = ParamSpec("P")
@@ -162,37 +164,18 @@ class Task(Generic[P, R]):
         """The task's options (``@task(retries=...)``), None for a plain task."""
         return self._options
 
-    def using(
-        self: T,
-        *,
-        delay: float | None = None,
-        run_at: datetime.datetime | None = None,
-        retries: int | None = None,
-        retry_on: ExceptionTypes | None = None,
-        timeout: float | None = None,
-    ) -> T:
+    def using(self: T, **changes: Unpack[OptionChanges]) -> T:
         """This task with other options, for the calls made through it:
         ``send_reminder.using(delay=600)("ada@example.com")``.
 
         `delay` (seconds) or `run_at` (an aware datetime): the call runs no earlier. The
-        others replace the task's own; None keeps them. Nothing waits on a thread.
+        others (see `TaskOptions`) replace the task's own. Nothing waits on a thread.
 
         Raises:
             TypeError: An option has the wrong type (the message names it).
             ValueError: An option is out of range, or both `delay` and `run_at` are given.
         """
-        changes: dict[str, Any] = {}
-        if delay is not None:
-            changes["delay"] = delay
-        if run_at is not None:
-            changes["run_at"] = run_at
-        if retries is not None:
-            changes["retries"] = retries
-        if retry_on is not None:
-            changes["retry_on"] = retry_on
-        if timeout is not None:
-            changes["timeout"] = timeout
-        if delay is not None and run_at is not None:
+        if changes.get("delay") is not None and changes.get("run_at") is not None:
             raise ValueError("give delay= or run_at=, not both")
         varied: T = object.__new__(type(self))
         varied.__dict__.update(self.__dict__)

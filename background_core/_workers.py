@@ -251,17 +251,7 @@ class Workers:
 
     def _fail_queued(self, tally: Tally) -> None:
         """The initializer raised: fail what waits in the queue, as the stdlib does."""
-        signals: list[Stop | None] = []
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except Empty:
-                break
-            if item is None or isinstance(item, Stop):
-                signals.append(item)
-                continue
-            error = self._runner.setup.broken_error()
-            assert error is not None
-            self._runner.fail(item, error, tally)
-        for signal in signals:  # they were meant for other threads
-            self.queue.put(signal)
+        error = self._runner.setup.broken_error()
+        assert error is not None
+        for future in self.take_queued():  # signals stay: they are meant for other threads
+            self._runner.fail(future, error, tally)

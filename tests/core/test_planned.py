@@ -13,13 +13,13 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 import background
-from background_core import Background, TaskOptions
+from background_core import Background, QueueFull, TaskOptions
 
 from ..helpers import SECRET, WAIT, Gate, run_script, wait_until
 
@@ -345,3 +345,39 @@ def test_a_forked_child_inherits_no_scheduled_task(tmp_path: Path) -> None:
     parent = proc.stdout.split()[-1]
     assert proc.stdout.count(f"ran in {parent}") == 3
     assert proc.stdout.count("ran in") == 3
+
+
+def test_a_timed_out_task_fired_and_forgotten_is_logged_once_its_thread_returns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    timed_out = threading.Event()
+    with Gate() as gate, Background(1, name="forgotten") as bg:
+        bg.callback(lambda _future: timed_out.set())  # resolved at its deadline
+        bg.using(timeout=0.1).submit(gate)  # nobody keeps the future
+        assert timed_out.wait(WAIT)
+        assert not caplog.records  # its thread still runs: the pool still holds it
+        gate.open()
+        # Logged when the pool lets go of it, once its thread returned: no GC needed.
+        wait_until(lambda: any(r.levelno == logging.ERROR for r in caplog.records), "ERROR")
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert error.getMessage() == "task 'Gate' (id 1) in pool 'forgotten' failed"
+    assert bg.stats().failed == 1
+
+
+def test_a_timeout_on_a_pool_that_sends_sync_tasks_elsewhere_is_refused() -> None:
+    with ThreadPoolExecutor(1) as elsewhere, Background(1, executor=elsewhere) as bg:
+        with pytest.raises(ValueError, match="timeout= needs pool 'default'"):
+            bg.using(timeout=1).submit(time.sleep, 0)
+        assert bg.using(retries=1).submit(len, "ab").result(timeout=WAIT) == 2
+
+
+def test_tasks_to_run_later_count_in_max_queue() -> None:
+    with Background(1, name="bounded", max_queue=2, on_full="block") as bg:
+        later = bg.using(delay=60)
+        first, second = later.submit(len, "a"), later.submit(len, "b")
+        with pytest.raises(QueueFull, match="Tasks to run later count in it"):
+            later.submit(len, "c")
+        assert bg.stats().rejected == 1
+        first.cancel()
+        later.submit(len, "d").cancel()
+        second.cancel()

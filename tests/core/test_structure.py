@@ -13,7 +13,7 @@ ENGINE = ROOT / "background_core"
 PACKAGES = (ENGINE, ROOT / "background", ROOT / "integrations")
 MOST_LINES = 300
 FACADE = ENGINE / "_pool.py"
-FACADE_MOST_LINES = 500  # the facade may be the largest (DESIGN.md): the public API, documented
+FACADE_MOST_LINES = 520  # the facade may be the largest (DESIGN.md): the public API, documented
 # Underscore names that are documented public API (the stdlib's, and Flask's proxies).
 PUBLIC_UNDERSCORE = {"os._exit", "sys._getframe", "current_app._get_current_object"}
 
