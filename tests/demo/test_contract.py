@@ -31,11 +31,13 @@ STATS_KEYS = {
     "name",
     "workers",
     "queued",
+    "scheduled",
     "running",
     "submitted",
     "succeeded",
     "failed",
     "cancelled",
+    "retried",
     "rejected",
 }
 
