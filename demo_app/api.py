@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from background_core import Background, PoolClosed, QueueFull
+from background_core import Background, PoolClosed, QueueFull, Submitter
 
 from . import page
-from .mail import Email, SmtpSettings, new_id, send_email
+from .mail import RETRY_ON, Email, SmtpSettings, new_id, send_email
 from .outbox import Outbox
 from .payloads import (
     MAX_BODY,
@@ -42,6 +42,24 @@ TOO_LARGE: Reply = (
 RETRY_AFTER = 1
 """Seconds a 503 for a full queue asks the client to wait (its ``Retry-After`` header)."""
 
+RETRIES = 3
+"""Attempts after the first for an email whose send failed in a way worth another
+(`mail.RETRY_ON`: a 4xx reply, a connection refused or dropped, a timeout)."""
+
+BACKOFF = 0.5
+"""Seconds before the first retry; each next one waits twice as long, 50-100 % of it."""
+
+BACKOFF_MAX = 4.0
+"""The longest wait between two attempts, in seconds."""
+
+
+def too_many_scheduled(max_queue: int) -> dict[str, object]:
+    """The 503's answer when `max_queue` emails already wait for their time."""
+    return {
+        "error": f"{max_queue} emails are already waiting for their time (a delay or a "
+        "retry), the most this server keeps: send without a delay, or later."
+    }
+
 
 def queue_full(max_queue: int, refused: int) -> dict[str, object]:
     """The 503's answer when `max_queue` emails already wait: `refused` were not queued."""
@@ -66,6 +84,8 @@ class DemoApi:
         server: What serves the app, as the page shows it ("FastAPI under uvicorn").
         dask_scheduler: Send the emails from the workers of the Dask cluster whose
             scheduler is at this address, instead of the pool's threads.
+        refuse_share: The share of emails whose first attempt the embedded SMTP server
+            refuses with a temporary 451 (for the page to say).
         outbox: The emails accepted, for ``GET /emails/{id}``.
     """
 
@@ -76,17 +96,40 @@ class DemoApi:
     max_queue: int = 500
     server: str = ""
     dask_scheduler: str | None = None
+    refuse_share: float = 0.0
     outbox: Outbox = field(default_factory=Outbox)
 
+    def sending(self, pool: Background, delay: float = 0.0) -> Submitter:
+        """`pool`'s ``submit`` for emails: retried as `RETRIES` says, `delay` s from now.
+
+        An attempt's time limit is the SMTP timeout of each exchange (`SmtpSettings`): it
+        ends the attempt, which is retried. No ``timeout=`` on top: the pool cannot stop a
+        thread inside smtplib, so past it the email would count as failed, and not be
+        retried, while its thread might still send it. (Also, for now, the pool logs a
+        failed task that has ``timeout=`` only once the garbage collector frees it:
+        `Planner.run` keeps the future in a reference cycle.)
+        """
+        return pool.using(
+            retries=RETRIES,
+            retry_on=RETRY_ON,
+            backoff=BACKOFF,
+            backoff_max=BACKOFF_MAX,
+            delay=delay,
+        )
+
     def post_email(self, pool: Background, raw: bytes) -> Reply:
-        """``POST /emails``: queue one email; 202 ``{"id"}``, or 4xx naming the field."""
+        """``POST /emails``: queue one email, or schedule it ``"delay"`` seconds from now;
+        202 ``{"id"}``, or 4xx naming the field."""
         try:
             request = parse_email_request(raw)
         except InvalidPayload as invalid:
             return invalid.status, invalid.to_json()
+        # The pool's max_queue bounds the queue, not the tasks waiting for their time.
+        if request.delay and pool.stats().scheduled >= self.max_queue:
+            return 503, too_many_scheduled(self.max_queue)
         email = Email(new_id(), self.smtp.sender, request.to, request.subject, request.body)
         try:
-            future = pool.submit(send_email, self.smtp, email)
+            future = self.sending(pool, request.delay).submit(send_email, self.smtp, email)
         except PoolClosed:
             return STOPPING
         except QueueFull:
@@ -101,9 +144,10 @@ class DemoApi:
         except InvalidPayload as invalid:
             return invalid.status, invalid.to_json()
         ids: list[str] = []
+        sending = self.sending(pool)
         try:
             for email in self._burst(request):
-                self.outbox.add(email.id, pool.submit(send_email, self.smtp, email))
+                self.outbox.add(email.id, sending.submit(send_email, self.smtp, email))
                 ids.append(email.id)
         except PoolClosed:
             return 503, {**STOPPING[1], "queued": len(ids), "ids": ids}
@@ -129,9 +173,9 @@ class DemoApi:
             for i in range(1, request.count + 1)
         ]
 
-    def get_email(self, email_id: str) -> Reply:
+    def get_email(self, pool: Background, email_id: str) -> Reply:
         """``GET /emails/{id}``: where an accepted email is (`Tracked`), else 404."""
-        tracked = self.outbox.get(email_id)
+        tracked = self.outbox.get(email_id, pool.scheduled)
         if tracked is None:
             return 404, {
                 "error": "no email has this id: use an id that POST /emails or POST "
@@ -182,6 +226,11 @@ class DemoApi:
                 f"embedded aiosmtpd server at {self.smtp.host}:{self.smtp.port}, "
                 f"keeps the last {self.inbox.keep} emails"
             )
+            if self.refuse_share:
+                smtp += (
+                    f"; refuses the first attempt of {self.refuse_share:.0%} of them with a "
+                    "temporary 451 (--smtp-refuse-share)"
+                )
         return [
             ("Server", self.server or "(in-process)"),
             ("Pool", self._pool()),
@@ -193,8 +242,16 @@ class DemoApi:
             ("SMTP", smtp),
             ("Sender", self.smtp.sender),
             (
+                "Retries",
+                f"{RETRIES} for a temporary failure (a 4xx reply, a connection refused or "
+                f"dropped, a timeout), after {BACKOFF:g} s, then twice as long each time (at "
+                f"most {BACKOFF_MAX:g} s, with jitter); a permanent one (5xx) fails at once. "
+                f"Each SMTP exchange of an attempt may take {self.smtp.timeout:g} s",
+            ),
+            (
                 "Stopping",
                 f"Ctrl-C or SIGTERM: accepted emails are sent first, for up to "
-                f"{self.drain_timeout:g} s",
+                f"{self.drain_timeout:g} s; those whose time (a delay, a retry) comes "
+                "later are not sent",
             ),
         ]

@@ -23,6 +23,10 @@ from .sink import Sink
 
 SERVERS = {"fastapi": "FastAPI under uvicorn", "flask": "Flask under gunicorn (gthread)"}
 
+REFUSE_SHARE = 0.1
+"""The share of emails whose first attempt the embedded SMTP server refuses by default:
+one in ten, so that the page shows retries."""
+
 
 def parser() -> argparse.ArgumentParser:
     """The command line's parser."""
@@ -39,6 +43,15 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("SMTP_URL") or None,
         help=f"send through this SMTP server (default: $SMTP_URL, else an embedded "
         f"server on 127.0.0.1 that keeps what it receives). Forms: {URL_FORMS}",
+    )
+    cli.add_argument(
+        "--smtp-refuse-share",
+        type=_share,
+        default=None,
+        metavar="SHARE",
+        help=f"the embedded SMTP server refuses the first attempt of this share of emails "
+        f"(0 to 1) with a temporary 451, which the demo retries ({REFUSE_SHARE:g}: every "
+        f"{1 / REFUSE_SHARE:g}th email; 0 for none)",
     )
     cli.add_argument(
         "--dask-scheduler",
@@ -64,15 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo until Ctrl-C or SIGTERM. Returns the exit status."""
     cli = parser()
     args = cli.parse_args(argv)
-    if not 0 < args.drain_timeout <= 600:
-        cli.error("--drain-timeout must be more than 0 and at most 600 seconds")
-    if args.dask_scheduler is not None:
-        try:
-            _check_scheduler(args.dask_scheduler, "--dask-scheduler")
-        except ImportError:
-            cli.error("--dask-scheduler needs Dask: pip install distributed")
-        except (TypeError, ValueError) as error:
-            cli.error(str(error))
+    _check_args(cli, args)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -82,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.error(f"cannot serve on {args.host}:{args.port} ({error}): choose another --port")
     sink: Sink | None = None
     if args.smtp_url is None:
-        sink = Sink()
+        share = REFUSE_SHARE if args.smtp_refuse_share is None else args.smtp_refuse_share
+        sink = Sink(refuse_share=share)
         smtp = SmtpSettings(sink.host, sink.port)
     else:
         try:
@@ -96,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         drain_timeout=args.drain_timeout,
         server=SERVERS[args.framework],
         dask_scheduler=args.dask_scheduler,
+        refuse_share=0.0 if sink is None else sink.refusals.share,
     )
     _banner(api, args.host, args.port)
     if args.framework == "flask":
@@ -115,6 +122,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sink is not None:
             sink.stop()
     return 0
+
+
+def _check_args(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Stop with a message (exit status 2) at options that do not go together or cannot work."""
+    if not 0 < args.drain_timeout <= 600:
+        cli.error("--drain-timeout must be more than 0 and at most 600 seconds")
+    if args.smtp_url is not None and args.smtp_refuse_share is not None:
+        cli.error(
+            "--smtp-refuse-share applies to the embedded SMTP server only: drop it, or "
+            "--smtp-url (and SMTP_URL)"
+        )
+    if args.dask_scheduler is not None:
+        try:
+            _check_scheduler(args.dask_scheduler, "--dask-scheduler")
+        except ImportError:
+            cli.error("--dask-scheduler needs Dask: pip install distributed")
+        except (TypeError, ValueError) as error:
+            cli.error(str(error))
 
 
 def _check_scheduler(address: str, label: str) -> None:
@@ -148,6 +173,16 @@ def _port(text: str) -> int:
     if not 0 < port < 65536:
         raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {port}")
     return port
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError("must be a share from 0 to 1, such as 0.1")
+    return share
 
 
 def _positive(text: str) -> int:

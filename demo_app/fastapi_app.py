@@ -56,8 +56,8 @@ def create_app(api: DemoApi) -> FastAPI:
         return _json(TOO_LARGE if raw is None else api.post_bulk(bg, raw))
 
     @app.get("/emails/{email_id}")
-    async def get_email(email_id: str) -> JSONResponse:
-        return _json(api.get_email(email_id))
+    async def get_email(email_id: str, bg: BackgroundDep) -> JSONResponse:
+        return _json(api.get_email(bg, email_id))
 
     @app.get("/stats")
     async def stats(bg: BackgroundDep) -> JSONResponse:

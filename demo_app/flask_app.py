@@ -57,7 +57,7 @@ def create_app(api: DemoApi) -> Flask:
 
     @app.get("/emails/<email_id>")
     def get_email(email_id: str) -> tuple[Response, int]:
-        return _json(api.get_email(email_id))
+        return _json(api.get_email(pool_of(app), email_id))
 
     @app.get("/stats")
     def stats() -> tuple[Response, int]:

@@ -2,7 +2,8 @@
 
 Both apps send with `send_email`, one SMTP session per email, from the pool's workers.
 Nothing here logs: a failure raises, and the pool counts and logs it by task name and id,
-never with the task's arguments (the message, the password).
+never with the task's arguments (the message, the password). A temporary failure raises
+`TemporarySmtpError`, one of the `RETRY_ON` types the apps retry.
 """
 
 from __future__ import annotations
@@ -133,6 +134,23 @@ def _flag(text: str, name: str, shown: str) -> bool:
     raise ValueError(f"SMTP URL {shown!r}: {name} must be true or false, got {text!r}")
 
 
+class TemporarySmtpError(smtplib.SMTPResponseException):
+    """The server answered with a temporary failure, a 4xx reply (busy, greylisting, a
+    rate limit): the same email may go through later. `send_email` raises it in place
+    of what smtplib raised, which is its ``__cause__``."""
+
+
+RETRY_ON: tuple[type[Exception], ...] = (
+    TemporarySmtpError,
+    smtplib.SMTPServerDisconnected,
+    ConnectionError,
+    TimeoutError,
+)
+"""What `send_email` raises when another attempt may succeed: a 4xx reply, a connection
+refused, reset or dropped, an SMTP operation that timed out. Anything else (a 5xx reply, a
+refused login, a TLS error) would fail again the same way."""
+
+
 @dataclass(frozen=True)
 class Email:
     """One email to send. `id` becomes the local part of its Message-ID."""
@@ -174,14 +192,30 @@ def send_email(settings: SmtpSettings, email: Email) -> None:
     """Send `email` in one SMTP session (the task both apps submit).
 
     Raises:
+        TemporarySmtpError: The server answered 4xx: try again later (see `RETRY_ON`).
         OSError: The server cannot be reached, or TLS fails.
         smtplib.SMTPException: The server refused the login, the sender or the recipient.
     """
     message = build_message(email)
-    with _connect(settings) as smtp:
-        if settings.username is not None:
-            smtp.login(settings.username, settings.password or "")
-        smtp.send_message(message)
+    try:
+        with _connect(settings) as smtp:
+            if settings.username is not None:
+                smtp.login(settings.username, settings.password or "")
+            smtp.send_message(message)
+    except smtplib.SMTPResponseException as error:
+        if _temporary(error.smtp_code):
+            raise TemporarySmtpError(error.smtp_code, error.smtp_error) from error
+        raise
+    except smtplib.SMTPRecipientsRefused as error:  # every recipient, each with its reply
+        replies = list(error.recipients.values())
+        if replies and all(_temporary(code) for code, _ in replies):
+            code, reply = replies[0]
+            raise TemporarySmtpError(code, reply) from error
+        raise
+
+
+def _temporary(code: int) -> bool:
+    return 400 <= code < 500
 
 
 def _connect(settings: SmtpSettings) -> smtplib.SMTP:

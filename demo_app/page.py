@@ -1,5 +1,5 @@
-"""The demo's one page: a form, a burst button, the pool's live stats, and the inbox; and
-its icon.
+"""The demo's one page: a form (send now, or later as a reminder), a burst button, the
+pool's live stats, and the inbox; and its icon.
 
 The page is static HTML with a script that polls ``GET /stats`` (every 150 ms while a
 burst drains, else every second), ``GET /inbox``, and ``GET /emails/{id}`` for the email

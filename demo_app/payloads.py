@@ -15,6 +15,8 @@ from email_validator import EmailNotValidError, validate_email
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
 MAX_BULK = 1000
+MAX_DELAY = 300
+"""The longest ``"delay"`` of ``POST /emails``, in seconds: a reminder within five minutes."""
 
 MAX_REQUEST_BYTES = 64 * 1024
 """The largest request body either app reads; beyond it, the answer is 413 at once.
@@ -45,11 +47,13 @@ class InvalidPayload(ValueError):
 
 @dataclass(frozen=True)
 class EmailRequest:
-    """``{"to", "subject", "body"}``: one email."""
+    """``{"to", "subject", "body"}``, and optionally ``"delay"``: one email, sent at once or
+    `delay` seconds (0 to `MAX_DELAY`) later."""
 
     to: str
     subject: str
     body: str
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,10 @@ def parse_email_request(raw: bytes) -> EmailRequest:
     if "\n" in subject or "\r" in subject:
         raise InvalidPayload("subject", "subject must be one line")
     return EmailRequest(
-        to=_address(data, "to"), subject=subject, body=_text(data, "body", MAX_BODY)
+        to=_address(data, "to"),
+        subject=subject,
+        body=_text(data, "body", MAX_BODY),
+        delay=_delay(data),
     )
 
 
@@ -78,6 +85,18 @@ def parse_bulk_request(raw: bytes) -> BulkRequest:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_BULK:
         raise InvalidPayload("count", f"count must be a whole number from 1 to {MAX_BULK}")
     return BulkRequest(to=_address(data, "to"), count=count)
+
+
+def _delay(data: dict[str, object]) -> float:
+    delay = data.get("delay", 0)
+    # NaN and infinity (json.loads reads both) fail the range check too.
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, (int, float))
+        or not 0 <= delay <= MAX_DELAY
+    ):
+        raise InvalidPayload("delay", f"delay must be a number of seconds from 0 to {MAX_DELAY}")
+    return float(delay)
 
 
 def _json_object(raw: bytes, fields: tuple[str, ...]) -> dict[str, object]:

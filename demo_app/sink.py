@@ -1,5 +1,8 @@
 """The embedded SMTP server: aiosmtpd on 127.0.0.1, keeping what it receives in an `Inbox`.
 
+It can refuse the first attempt of a share of messages with a temporary ``451`` (see
+`Refusals`), as a busy or greylisting server does, so that the demo shows its retries.
+
 The listening socket is bound when the `Sink` is made, so its port is known at once; the
 server runs when `start()` is called, in a thread of its own with its own event loop. A
 server like gunicorn can so bind in its master process and serve in the worker it forks,
@@ -9,11 +12,12 @@ the process whose handlers read the inbox.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import ssl
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 
@@ -88,14 +92,65 @@ def parse(envelope: Envelope) -> Received:
     )
 
 
-class _Keeper:
-    """The aiosmtpd handler: accept every email and keep it."""
+TRY_LATER = "451 4.3.0 Temporary failure: try again later"
+"""The reply to a refused attempt: a temporary failure, which a client retries."""
 
-    def __init__(self, inbox: Inbox) -> None:
+
+class Refusals:
+    """Which attempts to refuse with `TRY_LATER`: the first one of a `share` of messages.
+
+    Deterministic, so tests can count on it: of the messages seen so far, ``floor(n *
+    share)`` were refused, the last of each run of ``1 / share`` (0.1: the 10th, the
+    20th, ...; 1: every one). A message is known by its Message-ID: the next attempt of a
+    refused one is accepted. A message without a Message-ID is never refused. Thread-safe.
+
+    Raises:
+        ValueError: `share` is not a number from 0 to 1.
+    """
+
+    REMEMBERED = 10_000
+    """How many refused Message-IDs are kept until their next attempt."""
+
+    def __init__(self, share: float = 0.0) -> None:
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ValueError("the share to refuse must be a number from 0 to 1, such as 0.1")
+        self.share = float(share)
+        self.refused = 0
+        self._seen = 0
+        self._waiting: OrderedDict[str, None] = OrderedDict()  # refused, not yet retried
+        self._lock = threading.Lock()
+
+    def refuse(self, message_id: str) -> bool:
+        """True if this attempt to deliver the message `message_id` gets a 451."""
+        if not message_id or not self.share:
+            return False
+        with self._lock:
+            if message_id in self._waiting:  # its retry
+                del self._waiting[message_id]
+                return False
+            self._seen += 1
+            # The small term keeps 0.1 * 10 from landing just below 1.
+            if math.floor(self._seen * self.share + 1e-9) <= self.refused:
+                return False
+            self.refused += 1
+            self._waiting[message_id] = None
+            if len(self._waiting) > self.REMEMBERED:
+                self._waiting.popitem(last=False)
+            return True
+
+
+class _Keeper:
+    """The aiosmtpd handler: refuse the attempts `refusals` says, keep every other email."""
+
+    def __init__(self, inbox: Inbox, refusals: Refusals) -> None:
         self.inbox = inbox
+        self.refusals = refusals
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.inbox.add(parse(envelope))
+        received = parse(envelope)
+        if self.refusals.refuse(received.message_id):
+            return TRY_LATER
+        self.inbox.add(received)
         return "250 Message accepted for delivery"
 
 
@@ -106,10 +161,12 @@ class Sink:
         inbox: Where received emails go; a new `Inbox` by default.
         host: The address to listen on.
         ssl_context: Speak TLS from the first byte (SMTPS) with it; plain SMTP by default.
+        refuse_share: Refuse the first attempt of this share of messages (0 to 1) with a
+            temporary 451, deterministically (see `Refusals`); 0, none, by default.
 
     A subclass serves with another handler, or with more of aiosmtpd's options (STARTTLS,
-    a login), by overriding `protocol`. Raises OSError if no port can be bound. `start`
-    and `stop` are for one thread.
+    a login), by overriding `protocol`. Raises OSError if no port can be bound, ValueError
+    for a bad `refuse_share`. `start` and `stop` are for one thread.
     """
 
     def __init__(
@@ -118,10 +175,12 @@ class Sink:
         *,
         host: str = "127.0.0.1",
         ssl_context: ssl.SSLContext | None = None,
+        refuse_share: float = 0.0,
     ) -> None:
         self.inbox = inbox if inbox is not None else Inbox()
         self.ssl_context = ssl_context
-        self._keeper = _Keeper(self.inbox)
+        self.refusals = Refusals(refuse_share)
+        self._keeper = _Keeper(self.inbox, self.refusals)
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are
         # TCP, and without it each multi-line reply waits for the client's delayed ACK.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -1,5 +1,6 @@
 """Take docs/demo.png and docs/demo-phone.png: the real page in headless Chromium, at a
-desktop's width and a phone's (390 px), while a burst drains.
+desktop's width and a phone's (390 px), while a burst drains (some of its emails retried)
+and a reminder waits.
 
 Run from the repository's root: ``.venv/bin/python -m tests.demo.screenshot docs/demo.png``
 (`make demo-screenshot`); the phone's picture goes beside it, as ``demo-phone.png``. Needs
@@ -55,6 +56,9 @@ def take(desktop: Path, framework: str = "fastapi") -> tuple[Path, Path]:
                 "Your receipt, order #1042",
                 "Thanks for your order! Sent after the request was answered.",
             )
+            on_desktop.fill("#delay", "90")
+            on_desktop.click("#remind")
+            expect(on_desktop.locator("#send-message")).to_contain_text("is scheduled: it is")
             on_desktop.fill("#count", "1000")
             on_desktop.click("#burst")
             on_desktop.wait_for_function(

@@ -1,9 +1,11 @@
 """The tests' SMTP server: the demo's own `Sink` (aiosmtpd on 127.0.0.1), answering with a
 `Recorder` instead of keeping an inbox.
 
-What the tests need and the demo does not: refusing a recipient, holding every message at
-DATA until released (so a test knows that nothing was delivered yet when it stops the
-demo), the From and To headers of what arrived, and waiting for a number of arrivals.
+What the tests need and the demo does not: refusing a recipient, refusing the first attempt
+of every message to some addresses with a temporary 451 (as the demo's `Refusals` does to a
+share of messages), holding every message at DATA until released (so a test knows that
+nothing was delivered yet when it stops the demo), the From and To headers of what
+arrived, every attempt made, and waiting for a number of arrivals.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bench.server_process import free_port
-from demo_app.sink import Sink, parse
+from demo_app.sink import TRY_LATER, Refusals, Sink, parse
 
 # free_port too: test_contract.py imports it from here.
 __all__ = ("Arrived", "Recorder", "SmtpServer", "free_port", "smtp_server")
@@ -44,13 +46,19 @@ class Arrived:
 
 
 class Recorder:
-    """The aiosmtpd handler: refuse some recipients, hold DATA while asked, keep the rest.
+    """The aiosmtpd handler: refuse some recipients (550), refuse the first attempt of each
+    message to the addresses in `defer` (451), hold DATA while asked, keep the rest.
 
     `hold` and `release` may be called from any thread.
     """
 
-    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, refuse: frozenset[str] = frozenset(), defer: frozenset[str] = frozenset()
+    ) -> None:
         self.refuse = refuse
+        self.defer = defer
+        self._attempts: list[str] = []  # the Message-ID of each message at DATA, in order
+        self._deferrals = Refusals(1.0)
         self._arrived: list[Arrived] = []
         self._changed = threading.Condition()
         self._open = threading.Event()
@@ -76,6 +84,12 @@ class Recorder:
                 raise TimeoutError(f"a message was held at DATA for {HOLD}s: release() it")
             await asyncio.sleep(0.01)
         received = parse(envelope)
+        with self._changed:
+            self._attempts.append(received.message_id)
+        if self.defer.intersection(received.recipients) and self._deferrals.refuse(
+            received.message_id
+        ):
+            return TRY_LATER
         headers = BytesHeaderParser(policy=policy.default).parsebytes(
             envelope.original_content or b""
         )
@@ -106,6 +120,11 @@ class Recorder:
         with self._changed:
             return list(self._arrived)
 
+    def attempts(self) -> list[str]:
+        """The Message-ID of each message that reached DATA (refused ones too), in order."""
+        with self._changed:
+            return list(self._attempts)
+
     def wait_for(self, count: int, timeout: float) -> list[Arrived]:
         """Wait until `count` messages arrived (at most `timeout` s); return them all."""
         deadline = time.monotonic() + timeout
@@ -119,7 +138,8 @@ class Recorder:
 
 
 class SmtpServer(Sink):
-    """The demo's `Sink`, serving a `Recorder` that refuses the addresses in `refuse`.
+    """The demo's `Sink`, serving a `Recorder` that refuses the addresses in `refuse`, and
+    the first attempt of each message to those in `defer`.
 
     `ssl_context` makes it speak TLS from the first byte (SMTPS); `options` go to aiosmtpd's
     `SMTP` (STARTTLS, a login).
@@ -129,11 +149,12 @@ class SmtpServer(Sink):
         self,
         refuse: frozenset[str] = frozenset(),
         *,
+        defer: frozenset[str] = frozenset(),
         ssl_context: ssl.SSLContext | None = None,
         **options: Any,
     ) -> None:
         super().__init__(ssl_context=ssl_context)
-        self.recorder = Recorder(refuse)
+        self.recorder = Recorder(refuse, defer)
         self.options = options
 
     def protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
@@ -147,9 +168,11 @@ class SmtpServer(Sink):
 
 
 @contextmanager
-def smtp_server(refuse: frozenset[str] = frozenset(), **options: Any) -> Iterator[SmtpServer]:
+def smtp_server(
+    refuse: frozenset[str] = frozenset(), *, defer: frozenset[str] = frozenset(), **options: Any
+) -> Iterator[SmtpServer]:
     """Run an `SmtpServer` on a free port of 127.0.0.1 for the duration of the block."""
-    server = SmtpServer(refuse, **options)
+    server = SmtpServer(refuse, defer=defer, **options)
     server.start()
     try:
         yield server

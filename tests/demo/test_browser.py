@@ -1,6 +1,7 @@
 """The demo's page in headless Chromium: fill the form, send, watch the stats move and the
-email arrive in the inbox; send a burst and watch it drain; the same on a phone's screen;
-and the pictures `make demo-screenshot` takes."""
+email arrive in the inbox; send a burst and watch it drain; watch an email retried and a
+reminder scheduled then sent; the same on a phone's screen; and the pictures `make
+demo-screenshot` takes."""
 
 from __future__ import annotations
 
@@ -155,6 +156,58 @@ def test_the_page_follows_its_email_to_failed_when_the_server_refuses_it(
             )
             expect(message).to_have_class(re.compile(r"\berror\b"))
             expect(page.locator("#stat-failed")).to_have_text("1")
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_the_page_shows_an_email_retried_and_a_reminder_scheduled_then_sent(
+    tmp_path: Path, framework: str
+) -> None:
+    # The embedded server refuses the first attempt of every email: each is retried once.
+    with (
+        running_demo(tmp_path, framework, "--smtp-refuse-share", "1") as demo,
+        playwright.sync_playwright() as driver,
+    ):
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(demo.url)
+            expect(page.locator("#about")).to_contain_text(
+                "refuses the first attempt of 100% of them with a temporary 451"
+            )
+            expect(page.locator(".tile span")).to_have_text(
+                ["queued", "scheduled", "running", "sent", "retried", "failed"]
+            )
+
+            send_and_follow(page, "reader@example.com", "Refused once", "Then sent.")
+            expect(page.locator("#stat-retried")).to_have_text("1")
+            expect(page.locator("#stat-sent")).to_have_text("1")
+            expect(page.locator("#stat-failed")).to_have_text("0")
+
+            message = page.locator("#send-message")
+            page.fill("#delay", "500")
+            page.click("#remind")
+            expect(message).to_have_text("422: delay must be a number of seconds from 0 to 300")
+            expect(page.locator("#delay")).to_have_class(re.compile(r"\binvalid\b"))
+
+            page.fill("#delay", "2")
+            page.click("#remind")
+            expect(message).to_have_text(
+                re.compile(
+                    r"Accepted \(202\): email [0-9a-f]{16} is scheduled: it is sent in [12] s\."
+                )
+            )
+            expect(page.locator("#stat-scheduled")).to_have_text("1")
+            expect(page.locator("#delay")).not_to_have_class(re.compile(r"\binvalid\b"))
+            expect(message).to_have_text(SENT)
+            expect(page.locator("#stat-sent")).to_have_text("2")
+            expect(page.locator("#stat-retried")).to_have_text("2")
+            expect(page.locator("#stat-scheduled")).to_have_text("0")
+            newest = page.locator("#inbox tbody tr").first
+            expect(newest).to_contain_text("Refused once")  # the form's subject, unchanged
+            expect(page.locator("#inbox-count")).to_have_text("(2 received, newest first)")
         finally:
             browser.close()
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from bench.server_process import free_port
-from demo_app.cli import main, parser
+from demo_app.cli import REFUSE_SHARE, main, parser
 
 
 def test_the_defaults_serve_fastapi_on_127_0_0_1_8000_with_the_embedded_server(
@@ -18,6 +18,9 @@ def test_the_defaults_serve_fastapi_on_127_0_0_1_8000_with_the_embedded_server(
 
     assert (args.framework, args.host, args.port) == ("fastapi", "127.0.0.1", 8000)
     assert (args.smtp_url, args.threads, args.drain_timeout) == (None, 4, 25.0)
+    assert args.smtp_refuse_share is None  # the embedded server's default, REFUSE_SHARE
+    assert REFUSE_SHARE == 0.1
+    assert parser().parse_args(["--smtp-refuse-share", "0.25"]).smtp_refuse_share == 0.25
 
 
 def test_smtp_url_comes_from_the_environment_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,6 +48,12 @@ def test_the_dask_scheduler_comes_from_the_environment_unless_given(
         (["--threads", "0"], "must be 1 to 256"),
         (["--port", "70000"], "a port is 1 to 65535"),
         (["--drain-timeout", "0"], "--drain-timeout must be"),
+        (["--smtp-refuse-share", "1.5"], "must be a share from 0 to 1"),
+        (["--smtp-refuse-share", "some"], "must be a share from 0 to 1"),
+        (
+            ["--smtp-url", "smtp://user:hunter2@host", "--smtp-refuse-share", "0"],
+            "--smtp-refuse-share applies to the embedded SMTP server only",
+        ),
         (["--smtp-url", "smtp://user:hunter2@host?bogus=1"], "unknown options"),
         (["--dask-scheduler", "nowhere"], "--dask-scheduler must be a scheduler address"),
     ],

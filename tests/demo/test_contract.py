@@ -31,11 +31,13 @@ STATS_KEYS = {
     "name",
     "workers",
     "queued",
+    "scheduled",
     "running",
     "submitted",
     "succeeded",
     "failed",
     "cancelled",
+    "retried",
     "rejected",
 }
 
@@ -194,6 +196,13 @@ GOOD = {"to": "a@example.com", "subject": "s", "body": "b"}
         ("/emails", {**GOOD, "subject": ["s"]}, (422, "subject", "subject must be a string")),
         ("/emails", {**GOOD, "subject": "a\r\nBcc: x@example.com"}, (422, "subject", "one line")),
         ("/emails", {**GOOD, "body": "x" * 20_001}, (422, "body", "at most 20000")),
+        ("/emails", {**GOOD, "delay": -7}, (422, "delay", "from 0 to 300")),
+        ("/emails", {**GOOD, "delay": 300.5}, (422, "delay", "from 0 to 300")),
+        ("/emails", {**GOOD, "delay": "10"}, (422, "delay", "a number of seconds")),
+        ("/emails", {**GOOD, "delay": True}, (422, "delay", "a number of seconds")),
+        ("/emails", {**GOOD, "delay": None}, (422, "delay", "a number of seconds")),
+        ("/emails", {**GOOD, "delay": float("nan")}, (422, "delay", "a number of seconds")),
+        ("/emails", {**GOOD, "delay": float("inf")}, (422, "delay", "a number of seconds")),
         ("/emails", b"not json", (400, None, "JSON object")),
         ("/emails", [GOOD], (400, None, "JSON object")),
         ("/emails/bulk", {"to": "a@example.com"}, (422, "count", "count is required")),
@@ -226,6 +235,43 @@ def test_addresses_are_normalized_as_email_validator_does(client: Client, smtp: 
     assert reply.status == 202
     [arrived] = smtp.recorder.wait_for(1, timeout=10)
     assert arrived.rcpt_tos == ("Reader@example.com",)
+
+
+def test_a_delayed_email_is_scheduled_then_sent(client: Client, smtp: SmtpServer) -> None:
+    reply = client.post("/emails", {**GOOD, "delay": 0.5})
+    assert reply.status == 202, reply
+    assert set(reply.json) == {"id"}
+    email_id = reply.json["id"]
+    waiting = client.get(f"/emails/{email_id}").json
+    stats = client.stats()
+
+    assert waiting["status"] == "scheduled"
+    assert waiting["attempt"] == 1
+    assert 0 <= waiting["due_in"] <= 0.5
+    assert (stats["scheduled"], stats["queued"]) == (1, 0)
+    [arrived] = smtp.recorder.wait_for(1, timeout=10)
+    assert arrived.message_id == f"<{email_id}@background-demo.invalid>"
+    wait_until(
+        lambda: client.get(f"/emails/{email_id}").json["status"] == "sent", "sent", timeout=10
+    )
+
+
+def test_a_delayed_email_is_refused_once_max_queue_wait_for_their_time(
+    framework: str, smtp: SmtpServer
+) -> None:
+    settings = SmtpSettings("127.0.0.1", smtp.port, sender=SENDER)
+    with serving(framework, demo_api(settings, max_queue=2)) as client:
+        for _ in range(2):
+            assert client.post("/emails", {**GOOD, "delay": 300}).status == 202
+        refused = client.post("/emails", {**GOOD, "delay": 300})
+        now = client.post("/emails", {**GOOD, "delay": 0})  # no delay: it is queued
+
+        assert refused.status == 503, refused
+        assert refused.json["error"].startswith("2 emails are already waiting for their time")
+        assert now.status == 202, now
+        assert len(smtp.recorder.wait_for(1, timeout=10)) == 1
+        stats = client.stats()
+        assert (stats["scheduled"], stats["submitted"], stats["rejected"]) == (2, 3, 0)
 
 
 # -- POST /emails/bulk ----------------------------------------------------------------
@@ -347,9 +393,12 @@ def test_the_page_has_the_form_the_stats_and_the_configuration(client: Client) -
 
     assert reply.status == 200
     assert reply.content_type.startswith("text/html")
-    for element in ('id="send-form"', 'id="burst"', 'id="stat-queued"', 'id="inbox"'):
+    for element in ('id="send-form"', 'id="remind"', 'id="burst"', 'id="inbox"'):
         assert element in reply.text
+    for tile in ("queued", "scheduled", "running", "sent", "retried", "failed"):
+        assert f'id="stat-{tile}"' in reply.text
     assert "2 worker threads" in reply.text
+    assert "3 for a temporary failure (a 4xx reply" in reply.text
     assert "up to 10 s" in reply.text
     assert 'data-inbox="false"' in reply.text
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
@@ -13,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from demo_app.payloads import MAX_BODY, MAX_REQUEST_BYTES
+from demo_app.api import BACKOFF, RETRIES
+from demo_app.mail import message_id
+from demo_app.payloads import MAX_BODY, MAX_DELAY, MAX_REQUEST_BYTES
 from tests.helpers import wait_until
 
 from .demo_process import DemoProcess, running_demo
@@ -21,7 +25,8 @@ from .smtp_server import SmtpServer, smtp_server
 
 FRAMEWORKS = ("fastapi", "flask")
 GOOD = {"to": "reader@example.com", "subject": "Hello", "body": "Hi.\n"}
-REFUSED = "nobody@example.com"  # the test's SMTP server refuses this recipient
+REFUSED = "nobody@example.com"  # the test's SMTP server refuses this recipient (550)
+DEFERRED = "later@example.com"  # it refuses the first attempt of each email to this one (451)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ def served(
     """One demo per framework for the whole module, with 2 worker threads."""
     framework: str = request.param
     with (
-        smtp_server(refuse=frozenset({REFUSED})) as smtp,
+        smtp_server(refuse=frozenset({REFUSED}), defer=frozenset({DEFERRED})) as smtp,
         running_demo(
             tmp_path_factory.mktemp(framework),
             framework,
@@ -166,6 +171,110 @@ def test_an_unknown_id_is_404_naming_where_ids_come_from(served: Served, email_i
     assert "POST /emails" in error
     assert email_id not in error
     assert "<b>" not in error
+
+
+# -- retries and delays -------------------------------------------------------------
+
+
+def statuses_until(demo: DemoProcess, email_id: str, end: str) -> list[dict[str, Any]]:
+    """Each distinct answer of ``GET /emails/{id}`` (polled without pause) until the email
+    has the status `end` (10 s at most), in order."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 10
+    while not seen or seen[-1]["status"] != end:
+        assert time.monotonic() < deadline, f"email not {end} after 10 s: {seen}"
+        found = status_of(demo, email_id)
+        if not seen or {**found, "due_in": 0} != {**seen[-1], "due_in": 0}:
+            seen.append(found)
+    return seen
+
+
+def retry_warnings(output: str) -> list[str]:
+    return re.findall(
+        r"task 'send_email' \(id \d+\) in pool 'demo_app' failed on attempt .*", output
+    )
+
+
+def test_an_email_refused_for_now_is_retried_and_sent(served: Served) -> None:
+    demo, smtp = served.demo, served.smtp
+    before = demo.stats()
+    email_id = post_email(demo, {**GOOD, "to": DEFERRED})
+
+    seen = statuses_until(demo, email_id, "sent")
+
+    statuses = [found["status"] for found in seen]
+    assert statuses[-1] == "sent"
+    assert "retrying" in statuses, seen
+    [retrying] = [found for found in seen if found["status"] == "retrying"]
+    assert retrying["attempt"] == 2
+    assert 0 <= retrying["due_in"] <= BACKOFF
+    assert seen[-1] == {"id": email_id, "status": "sent", "error": None}
+    assert smtp.recorder.attempts().count(message_id(email_id)) == 2  # refused, then taken
+    assert [a.message_id for a in smtp.recorder.arrived()].count(message_id(email_id)) == 1
+    after = demo.stats()
+    assert after["retried"] == before["retried"] + 1
+    assert after["succeeded"] == before["succeeded"] + 1
+    assert after["failed"] == before["failed"]
+    wait_until(lambda: retry_warnings(demo.output()), "the retry logged", timeout=10)
+    assert (
+        f"failed on attempt 1 of {RETRIES + 1} (TemporarySmtpError); retrying in"
+        in (retry_warnings(demo.output())[-1])
+    )
+
+
+def test_an_email_refused_for_good_fails_at_once_without_a_retry(served: Served) -> None:
+    demo = served.demo
+    before = demo.stats()
+    warned = len(retry_warnings(demo.output()))
+    email_id = post_email(demo, {**GOOD, "to": REFUSED})
+
+    seen = statuses_until(demo, email_id, "failed")
+
+    assert {found["status"] for found in seen} <= {"queued", "sending", "failed"}, seen
+    assert seen[-1]["error"] == "SMTPRecipientsRefused"  # a 550: no TemporarySmtpError
+    after = demo.stats()
+    assert after["retried"] == before["retried"]
+    assert after["failed"] == before["failed"] + 1
+    assert len(retry_warnings(demo.output())) == warned
+
+
+def test_a_delayed_email_is_scheduled_then_sent_no_earlier(served: Served) -> None:
+    demo, smtp = served.demo, served.smtp
+    delay = 2
+    posted = time.monotonic()
+    email_id = post_email(demo, {**GOOD, "subject": "Reminder", "delay": delay})
+    waiting = status_of(demo, email_id)
+    stats = demo.stats()
+
+    assert waiting["status"] == "scheduled", waiting
+    assert waiting["attempt"] == 1
+    assert 0 < waiting["due_in"] <= delay
+    assert stats["scheduled"] >= 1
+    assert message_id(email_id) not in smtp.recorder.attempts()
+    assert wait_for_status(demo, email_id, "sent")["error"] is None
+    assert time.monotonic() - posted >= delay
+    assert smtp.recorder.attempts().count(message_id(email_id)) == 1
+
+
+@pytest.mark.parametrize("delay", [-7, MAX_DELAY + 0.5, "nine", True, None])
+def test_a_bad_delay_is_422_naming_the_field_and_not_its_value(
+    served: Served, delay: object
+) -> None:
+    submitted = served.demo.stats()["submitted"]
+    answer = exchange(
+        served.demo,
+        "POST",
+        "/emails",
+        json.dumps({**GOOD, "delay": delay}).encode(),
+        Content_Type="application/json",
+    )
+
+    assert answer.status == 422, answer
+    assert answer.json() == {
+        "error": f"delay must be a number of seconds from 0 to {MAX_DELAY}",
+        "field": "delay",
+    }
+    assert served.demo.stats()["submitted"] == submitted
 
 
 # -- GET /favicon.ico and GET / -------------------------------------------------------

@@ -1,20 +1,32 @@
-"""`demo_app.mail`: SMTP URLs, and sending over STARTTLS and SMTPS with a login."""
+"""`demo_app.mail`: SMTP URLs, sending over STARTTLS and SMTPS with a login, and which
+failures are worth another attempt."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from smtplib import SMTPDataError, SMTPRecipientsRefused
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from demo_app.mail import DEFAULT_SENDER, Email, SmtpSettings, parse_smtp_url, send_email
+from demo_app.mail import (
+    DEFAULT_SENDER,
+    RETRY_ON,
+    Email,
+    SmtpSettings,
+    TemporarySmtpError,
+    parse_smtp_url,
+    send_email,
+)
+from demo_app.sink import Sink
 
-from .smtp_server import Recorder, smtp_server
+from .smtp_server import Recorder, free_port, smtp_server
 
 # -- URLs ---------------------------------------------------------------------------
 
@@ -166,9 +178,10 @@ def test_a_wrong_password_fails(tls_server: tuple[SmtpSettings, Recorder, Logins
     settings, recorder, _ = tls_server
     wrong = SmtpSettings(**{**vars(settings), "password": "nope"})
 
-    with pytest.raises(Exception, match="535"):
+    with pytest.raises(Exception, match="535") as failed:
         send_email(wrong, Email("1", settings.sender, "to@example.com", "s", "b"))
     assert recorder.arrived() == []
+    assert not isinstance(failed.value, RETRY_ON)  # it would fail again the same way
 
 
 def test_an_untrusted_certificate_fails(tls_server: tuple[SmtpSettings, Recorder, Logins]) -> None:
@@ -179,3 +192,81 @@ def test_an_untrusted_certificate_fails(tls_server: tuple[SmtpSettings, Recorder
         send_email(system_trust, Email("1", settings.sender, "to@example.com", "s", "b"))
     assert recorder.arrived() == []
     assert logins.attempts == []
+
+
+# -- temporary and permanent failures ---------------------------------------------------
+
+
+class Replies:
+    """An aiosmtpd handler that answers RCPT and DATA as told."""
+
+    def __init__(self, rcpt: str, data: str) -> None:
+        self.rcpt = rcpt
+        self.data = data
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if self.rcpt.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return self.rcpt
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return self.data
+
+
+class Replying(Sink):
+    """The demo's `Sink`, answering with `Replies`."""
+
+    def __init__(self, replies: Replies) -> None:
+        super().__init__()
+        self.replies = replies
+
+    def protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
+        return SMTP(self.replies, hostname="localhost", loop=loop)
+
+
+OK = "250 OK"
+
+
+@pytest.mark.parametrize(
+    ("rcpt", "data", "raised", "cause"),
+    [
+        ("451 4.7.1 Greylisted, try again later", OK, TemporarySmtpError, SMTPRecipientsRefused),
+        ("550 5.1.1 No such user", OK, SMTPRecipientsRefused, None),
+        (OK, "452 4.3.1 Insufficient storage", TemporarySmtpError, SMTPDataError),
+        (OK, "554 5.7.1 Rejected", SMTPDataError, None),
+    ],
+    ids=["rcpt-4xx", "rcpt-5xx", "data-4xx", "data-5xx"],
+)
+def test_a_4xx_reply_is_worth_another_attempt_and_a_5xx_one_is_not(
+    rcpt: str, data: str, raised: type[Exception], cause: type[Exception] | None
+) -> None:
+    server = Replying(Replies(rcpt, data)).start()
+    try:
+        with pytest.raises(raised) as failed:
+            send_email(
+                SmtpSettings(server.host, server.port),
+                Email("1", DEFAULT_SENDER, "to@example.com", "s", "b"),
+            )
+    finally:
+        server.stop()
+
+    assert type(failed.value) is raised
+    assert isinstance(failed.value, RETRY_ON) == (cause is not None)
+    if cause is not None:
+        assert isinstance(failed.value.__cause__, cause)
+        assert failed.value.smtp_code == int((rcpt if rcpt != OK else data)[:3])
+
+
+def test_a_server_that_cannot_be_reached_is_worth_another_attempt() -> None:
+    with pytest.raises(RETRY_ON):
+        send_email(
+            SmtpSettings("127.0.0.1", free_port(), timeout=2),
+            Email("1", DEFAULT_SENDER, "to@example.com", "s", "b"),
+        )

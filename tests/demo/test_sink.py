@@ -1,4 +1,4 @@
-"""`demo_app.sink`: the embedded SMTP server and its bounded inbox."""
+"""`demo_app.sink`: the embedded SMTP server, its bounded inbox, and its refusals."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from demo_app.mail import Email, SmtpSettings, send_email
-from demo_app.sink import Inbox, Received, Sink
+from demo_app.mail import Email, SmtpSettings, TemporarySmtpError, send_email
+from demo_app.sink import Inbox, Received, Refusals, Sink
 
 
 def received(n: int) -> Received:
@@ -55,3 +55,47 @@ def test_a_stopped_sink_refuses_connections() -> None:
         smtplib.SMTP(sink.host, sink.port, "localhost", timeout=2)
     with pytest.raises(RuntimeError, match="already started"):
         sink.start()
+
+
+def test_the_sink_refuses_the_first_attempt_of_a_share_of_messages_with_451() -> None:
+    sink = Sink(refuse_share=0.5).start()
+    outcomes: list[object] = []
+    try:
+        settings = SmtpSettings(sink.host, sink.port)
+        for n in range(1, 5):
+            email = Email(f"{n:04x}", "from@example.com", "to@example.com", f"n{n}", "b\n")
+            try:
+                send_email(settings, email)
+                outcomes.append("sent")
+            except TemporarySmtpError as refused:
+                outcomes.append(refused.smtp_code)
+                send_email(settings, email)  # its next attempt goes through
+    finally:
+        sink.stop()
+
+    assert outcomes == ["sent", 451, "sent", 451]
+    assert [m.subject for m in sink.inbox.messages()] == ["n4", "n3", "n2", "n1"]
+    assert sink.refusals.refused == 2
+
+
+@pytest.mark.parametrize(
+    ("share", "refused"),
+    [(0.0, []), (0.1, [10, 20, 30]), (0.3, [4, 7, 10, 14, 17, 20, 24, 27, 30]), (1.0, None)],
+)
+def test_refusals_are_deterministic_one_attempt_per_message(
+    share: float, refused: list[int] | None
+) -> None:
+    refusals = Refusals(share)
+    first = [n for n in range(1, 31) if refusals.refuse(f"<{n}@x>")]
+    again = [n for n in first if refusals.refuse(f"<{n}@x>")]
+
+    assert first == (list(range(1, 31)) if refused is None else refused)
+    assert again == []  # the next attempt of a refused message goes through
+    assert refusals.refused == len(first)
+    assert not refusals.refuse("")  # a message without a Message-ID is never refused
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "0.1"])
+def test_a_share_is_a_number_from_0_to_1(share: object) -> None:
+    with pytest.raises(ValueError, match="a number from 0 to 1"):
+        Sink(refuse_share=share)  # type: ignore[arg-type]
