@@ -3,7 +3,9 @@
 Prints each table, writes ``bench/results/latest.json`` and ``latest.md``, and draws
 ``docs/bench.png``. ``--quick`` is a short smoke run; ``--only KEY`` runs some sections;
 ``--update-docs`` also copies the Markdown into docs/benchmarks.md between its bench
-markers; ``--render`` only redraws the Markdown, the chart (and the page) from ``latest.json``.
+markers; ``--render`` only redraws the Markdown, the chart (and the page) from ``latest.json``;
+``--baseline REV`` sets the git revision whose ``Background.submit`` the submission table
+measures beside ours (``--baseline ''``: none).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from bench.machine import describe
 from bench.report import markdown_table, text_table
 from bench.section import Section, section_from_dict
+from bench.submission import BASELINE
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -43,6 +46,13 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=list(MODULES), help="repeatable")
     parser.add_argument("--update-docs", action="store_true", help="copy into " + str(PAGE))
     parser.add_argument("--render", action="store_true", help="from latest.json, measure nothing")
+    parser.add_argument(
+        "--baseline",
+        default=BASELINE,
+        metavar="REV",
+        help="the git revision of the engine whose plain submit is measured beside ours "
+        "(default: %(default)s, before task options; '' for none)",
+    )
     args = parser.parse_args()
     if args.render:
         data = json.loads((RESULTS / "latest.json").read_text())
@@ -63,7 +73,10 @@ def main() -> None:
             print(f"(skipped {key}: needs {NEEDS[key]}, from `pip install -e '.[dask]'`)\n")
             continue
         t0 = time.monotonic()
-        section: Section = importlib.import_module(module).run(args.quick)
+        run = importlib.import_module(module).run
+        section: Section = (
+            run(args.quick, args.baseline) if key == "submission" else run(args.quick)
+        )
         seconds[key] = round(time.monotonic() - t0, 1)
         sections.append(section)
         print(f"{text_table(section)}\n  ({seconds[key]:.0f} s)\n", flush=True)

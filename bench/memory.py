@@ -7,6 +7,9 @@ of memory traced by `tracemalloc` over the second batch, per task, is what the p
 each finished task (the first batch sets the high-water mark of queues and tables, which
 stays allocated but does not grow). Kept bytes are exact, so they are measured once.
 
+Ours also with task options: with no delay (queued as any task), and with a delay of an hour
+(waiting on the pool's timer, not queued: nothing is held, and no task finishes).
+
 Run alone: ``python -m bench.memory [--quick]``.
 """
 
@@ -20,7 +23,16 @@ from bench.section import Section, Target, median, pair_ratios
 WORKERS = 2
 TASKS = 100_000
 KEPT_TASKS = 4_000
-POOLS = ["background", "background-flask", "ThreadPoolExecutor", "Flask-Executor", "original"]
+OPTIONS = ["background-planned", "background-delayed"]  # ours, with task options
+POOLS = [
+    "background",
+    *OPTIONS,
+    "background-flask",
+    "ThreadPoolExecutor",
+    "Flask-Executor",
+    "original",
+]
+NEVER_FINISH = {"background-delayed"}
 
 
 def run(quick: bool = False) -> Section:
@@ -37,20 +49,36 @@ def run(quick: bool = False) -> Section:
             size = ["--workers", str(WORKERS), "--tasks"]
             got = measure(name, "--memory", "queued", *size, str(tasks))
             queued[name].append(got["queued_bytes"])
-            if round_ == 0:
+            if round_ == 0 and name not in NEVER_FINISH:
                 got = measure(name, "--memory", "kept", *size, str(kept_tasks))
                 kept[name].append(got["kept_bytes"])
 
     stdlib = "ThreadPoolExecutor"
     vs = {name: median(pair_ratios(queued[name], queued[stdlib])) for name in POOLS}
+    ours = {
+        name: median(pair_ratios(queued[name], queued["background"]))
+        for name in ["background", *OPTIONS]
+    }
     rows: list[list[str | int | float | None]] = [
-        [LABELS[name], round(median(queued[name])), round(vs[name], 2), round(median(kept[name]))]
+        [
+            LABELS[name],
+            round(median(queued[name])),
+            round(vs[name], 2),
+            round(ours[name], 2) if name in ours else None,
+            round(median(kept[name])) if kept[name] else None,
+        ]
         for name in POOLS
     ]
     return Section(
         key="memory",
         title="Memory per task",
-        columns=["contender", "bytes per queued task", "vs stdlib", "bytes kept per finished task"],
+        columns=[
+            "contender",
+            "bytes per queued task",
+            "vs stdlib",
+            "vs Background.submit",
+            "bytes kept per finished task",
+        ],
         rows=rows,
         targets=[Target("queued: background / ThreadPoolExecutor", vs["background"], 1.0, "<=")],
         notes=[
@@ -58,6 +86,8 @@ def run(quick: bool = False) -> Section:
             f"{WORKERS} busy workers, median of {rounds} rounds, a fresh process each. Kept: "
             f"traced growth over a second batch of {kept_tasks:,} finished tasks.",
             "The original package keeps every future in a module-level list, forever.",
+            "Scheduled (delay=3600): the task waits on the pool's timer, not in the queue; "
+            "its row is the memory per waiting task.",
         ],
         raw={"queued_bytes": queued, "kept_bytes": kept, "rounds": rounds, "tasks": tasks},
     )

@@ -12,6 +12,11 @@ Figures (each from a fresh pool):
   finished them all and stopped.
 - ``--memory queued``: resident bytes per task while ``tasks`` tasks wait behind a blocked
   pool; ``--memory kept``: bytes (traced) per finished task that the pool still holds.
+
+A delayed contender's tasks wait an hour on the pool's timer, not in the queue: it has no
+worker to hold and nothing to run, so it gives ``submit_ns`` and ``--memory queued`` only,
+and its pool is shut down with ``cancel_futures=True``. ``source`` (our contenders) is the
+directory ``background_core`` was imported from, to check which tree was measured.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 
 Submit = Callable[..., Any]
 PAGE = os.sysconf("SC_PAGE_SIZE")
+DELAY = 3600.0  # seconds: no delayed task falls due while it is measured
 
 
 def noop() -> None:
@@ -96,8 +102,27 @@ def original(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
     yield background.run, lambda: background.pool.shutdown(wait=True)
 
 
+@contextlib.contextmanager
+def ours_planned(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
+    from background_core import Background
+
+    pool = Background(workers, name="bench", drain_timeout=300)
+    # Options that do not delay: the task takes the planned path, and succeeds at once.
+    yield pool.using(retries=3).submit, pool.shutdown
+
+
+@contextlib.contextmanager
+def ours_delayed(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
+    from background_core import Background
+
+    pool = Background(workers, name="bench", drain_timeout=300)
+    yield pool.using(delay=DELAY).submit, lambda: pool.shutdown(cancel_futures=True)
+
+
 CONTENDERS = {
     "background": ours,
+    "background-planned": ours_planned,
+    "background-delayed": ours_delayed,
     "background-flask": ours_flask,
     "ThreadPoolExecutor": stdlib,
     "Flask-Executor": flask_executor,
@@ -121,9 +146,13 @@ def hold_workers(submit: Submit, workers: int) -> threading.Event:
     return release
 
 
+# Contenders whose tasks wait on the pool's timer: no worker to hold, nothing to run.
+WAITING = {"background-delayed"}
+
+
 def measure_submit(name: str, workers: int, tasks: int) -> float:
     with CONTENDERS[name](workers) as (submit, finish):
-        release = hold_workers(submit, workers)
+        release = threading.Event() if name in WAITING else hold_workers(submit, workers)
         gc.collect()
         t0 = time.perf_counter_ns()
         for _ in range(tasks):
@@ -156,7 +185,8 @@ def measure_queued_memory(name: str, workers: int, tasks: int) -> float:
     The tasks are never run: the caller prints the figure and ends the process at once.
     """
     with CONTENDERS[name](workers) as (submit, _):
-        hold_workers(submit, workers)
+        if name not in WAITING:
+            hold_workers(submit, workers)
         gc.collect()
         base = rss()
         for _ in range(tasks):
@@ -204,6 +234,9 @@ def main() -> None:
     parser.add_argument("--memory", choices=["queued", "kept"], help="measure memory, not time")
     args = parser.parse_args()
     name, workers, tasks = args.contender, args.workers, args.tasks
+    if args.memory == "kept" and name in WAITING:
+        parser.error(f"{name}'s tasks never finish here: measure --memory queued")
+    result: dict[str, float | str]
     if name == "SimpleQueue":
         result = {"submit_ns": measure_queue_put(tasks)}
     elif args.memory == "queued":  # alone in its process: no freed memory to reuse
@@ -213,10 +246,12 @@ def main() -> None:
     elif args.memory == "kept":
         result = {"kept_bytes": measure_kept_memory(name, workers, tasks)}
     else:
-        result = {
-            "submit_ns": measure_submit(name, workers, tasks),
-            "tasks_per_s": measure_throughput(name, workers, tasks),
-        }
+        result = {"submit_ns": measure_submit(name, workers, tasks)}
+        if name not in WAITING:
+            result["tasks_per_s"] = measure_throughput(name, workers, tasks)
+    core = sys.modules.get("background_core")
+    if core is not None and core.__file__:
+        result["source"] = os.path.dirname(core.__file__)
     print(json.dumps(result))
 
 
