@@ -180,10 +180,14 @@ class TaskFuture(Future[R]):
         """Cancel, and tell `wait()` and `as_completed()` at once, as a worker would."""
         if not self.cancel():
             return False
+        self.notify_cancelled()
+        return True
+
+    def notify_cancelled(self) -> None:
+        """Tell `wait()` and `as_completed()` of a cancel that no worker will see."""
         with self._condition:
             if self._state == CANCELLED:
                 self.set_running_or_notify_cancel()
-        return True
 
     def finish(self, result: Any, error: BaseException | None) -> None:
         """Resolve with `result`, or with `error` when it is not None; wakes waiters."""
@@ -204,6 +208,7 @@ class TaskFuture(Future[R]):
 
     def rewind(self) -> None:
         """Back to pending, for another attempt: it can be cancelled again until it starts."""
+        self.sent_to = None  # an executor's future of the last attempt, done
         if LAZY:
             with self._lock:
                 if "_condition" not in self.__dict__:
@@ -226,7 +231,7 @@ class PlannedFuture(TaskFuture[R]):
     is_async: bool
     attempt: int  # 1 for the first attempt
     due: float  # monotonic time it waits for (a delay, a backoff); 0.0 when not waiting
-    expired: bool  # the current attempt ran out of time (a sync task: its future failed)
+    expired: bool | None  # the attempt ran out of time (True), runs (False), settled (None)
     kept: Work | None
     on_cancel: Callable[[PlannedFuture[Any]], None]  # told of a cancel (it may be waiting)
 

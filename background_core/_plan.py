@@ -14,8 +14,6 @@ import random
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from ._options import check_seconds
-
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 
 
@@ -109,7 +107,7 @@ def task_options(
     if isinstance(retries, bool) or not isinstance(retries, int):
         raise TypeError(f"retries must be an int >= 0, got {type(retries).__name__}")
     if retries < 0:
-        raise ValueError(f"retries must be >= 0, got {retries}")
+        raise ValueError("retries must be >= 0: the attempts after the first one")
     kinds = retry_on if isinstance(retry_on, tuple) else (retry_on,)
     if not kinds or not all(isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
         raise TypeError(
@@ -119,7 +117,7 @@ def task_options(
     _finite(backoff, "backoff")
     _finite(backoff_max, "backoff_max")
     if backoff_max < backoff:
-        raise ValueError(f"backoff_max must be >= backoff ({backoff!r}), got {backoff_max!r}")
+        raise ValueError("backoff_max must be >= backoff: it caps the waits that grow from it")
     if not isinstance(jitter, bool):
         raise TypeError(f"jitter must be True or False, got {type(jitter).__name__}")
     if timeout is not None:
@@ -151,6 +149,8 @@ def task_options(
 
 
 def _finite(value: object, what: str) -> None:
-    seconds = check_seconds(value, what)
-    if math.isinf(seconds):
-        raise ValueError(f"{what} must be a finite number of seconds, got inf")
+    """Raise TypeError or ValueError (naming `what`, not the value) unless finite and >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must be a finite number of seconds, >= 0")

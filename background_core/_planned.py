@@ -1,10 +1,9 @@
 """`Planner`: runs the tasks that have `TaskOptions`: later, again, within a time limit.
 
-A task waits (for its delay, for a retry's backoff) as an entry of the pool's `Timer`, not
-on a thread; when its time comes it goes where any task goes (the queue, the event loop,
-the user's executor). Between attempts its future is pending again, so ``cancel()`` works,
-and it is counted as scheduled. A retry logs one WARNING per failed attempt; only the
-final outcome resolves the future, and only the last failure is reported as one.
+A task waits (a delay, a retry's backoff) as an entry of the pool's `Timer`, on no thread,
+then goes where any task goes. Between attempts its future is pending again (``cancel()``
+works) and counted as scheduled. Each failed attempt logs one WARNING; only the final
+outcome resolves the future, and only the last failure is reported as one.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ class Planner:
         self._executor = executor
         self._eager = eager
         self._backpressure = backpressure
+        self.closed = False  # the shutdown gave up on what waits: a later retry is cancelled
 
     # -- admission (the pool's lock is held) -----------------------------------------
 
@@ -91,18 +91,25 @@ class Planner:
         ledger, bound = self._ledger, self._backpressure.max_queue
         if bound is not None and ledger.queued() + len(ledger.scheduled) >= bound:
             self._backpressure.refuse(ledger, "Tasks to run later count in it: retry later.")
+        # First the timer (it may fail to start a thread): its action waits for this lock.
+        future.entry = self.timer.at(due, functools.partial(self._release, future))
         ledger.admit(future, holder)
         ledger.scheduled[future.task_id] = due
         future.due = due
-        future.entry = self.timer.at(due, functools.partial(self._release, future))
 
     # -- running ---------------------------------------------------------------------
 
     def run(self, future: PlannedFuture[Any], tally: Tally | None) -> None:
-        """Run an attempt of a sync task here and now, then settle it."""
+        """Run a sync task here and now, then settle it (an eager pool's retries too)."""
+        while self._attempt(future, tally):
+            pass
+        del future  # see Runner.run
+
+    def _attempt(self, future: PlannedFuture[Any], tally: Tally | None) -> bool:
+        """One attempt and its settling; True to try again at once (an eager pool)."""
         runner = self._runner
         if not runner.begin(future, tally):
-            return
+            return False
         fn, args, kwargs, context, managers = future.take_work()
         timeout = future.options.timeout
         entry = None
@@ -120,10 +127,11 @@ class Planner:
             result, error = runner.hand_over(future, result, context)
             if result is HANDED_OVER:
                 del future, context
-                return  # the loop settles it (see Runner.complete)
+                return False  # the loop settles it (see Runner.complete)
         del context
-        self.settle(future, result, error, tally)
+        again = self.settle(future, result, error, tally)
         del future, result, error  # a traceback keeps this frame: see Runner.run
+        return again
 
     def timed(
         self, future: PlannedFuture[Any], make: Callable[[], Awaitable[object]]
@@ -141,19 +149,22 @@ class Planner:
         result: object,
         error: BaseException | None,
         tally: Tally | None,
-    ) -> None:
-        """An attempt ended: try again later if the plan says so, else end the task."""
+    ) -> bool:
+        """An attempt ended: try again later if the plan says so, else end the task.
+
+        True if an eager pool's sync task is to be tried again at once.
+        """
         with self._ledger.lock:
-            expired, future.expired = future.expired, False
+            expired, future.expired = future.expired, None  # settled: no timeout now
         if expired:  # its future failed at the deadline; only its thread was still busy
             future.drop_work()
             self._runner.count_failed(future, tally)
-            return
+            return False
         if error is not None and self._retries(future, error):
-            self._retry(future, error, tally)
-            return
+            return self._retry(future, error, tally)
         future.drop_work()
         self._runner.end(future, result, error, tally)
+        return False
 
     # -- waiting, retrying, expiring -------------------------------------------------
 
@@ -161,8 +172,9 @@ class Planner:
         options: TaskOptions = future.options
         return future.attempt <= options.retries and isinstance(error, options.retry_on)
 
-    def _retry(self, future: PlannedFuture[Any], error: BaseException, tally: Tally | None) -> None:
+    def _retry(self, future: PlannedFuture[Any], error: BaseException, tally: Tally | None) -> bool:
         options: TaskOptions = future.options
+        at_once = self._eager and not future.is_async
         wait = 0.0 if self._eager else options.wait_before(future.attempt)
         logger.warning(
             "task %s failed on attempt %d of %d (%s); retrying in %.3g s",
@@ -182,56 +194,68 @@ class Planner:
         else:
             ledger.retrying(future, due, tally)
         future.attempt += 1
+        future.expired = False
         future.rewind()  # pending again: a cancel() now stops it
-        if self._eager:
-            with ledger.lock:
-                waiting = ledger.unschedule(future)
-            if waiting:
-                self.run(future, None)
-            return
         with ledger.lock:
             if future.task_id not in ledger.scheduled:
-                return  # cancelled meanwhile, and counted
-            future.due = due
-            with contextlib.suppress(RuntimeError):  # the pool finished its shutdown
-                future.entry = self.timer.at(due, functools.partial(self._release, future))
-                return
-        future.cancel_and_notify()  # no attempt can come now: counted by _cancelled
+                return False  # cancelled meanwhile, and counted
+            if at_once:
+                ledger.unschedule(future)
+                return True
+            if not self.closed:
+                future.due = due
+                with contextlib.suppress(RuntimeError):  # no thread for the timer
+                    future.entry = self.timer.at(due, functools.partial(self._release, future))
+                    return False
+            # The pool finished its shutdown, or cannot wait: no attempt can come now.
+            future.cancel_and_notify()  # counted by _cancelled
+        return False
 
     def _release(self, future: PlannedFuture[Any]) -> None:
         """Its time came (on the timer's thread): send it where it runs."""
-        with self._ledger.lock:
-            if not self._ledger.unschedule(future):
+        ledger = self._ledger
+        executor = self._executor if not future.is_async else None
+        with ledger.lock:
+            if not ledger.unschedule(future):
                 return  # cancelled while it waited
             future.due = 0.0
             future.entry = None
+            if executor is not None:
+                future.sent_to = SENDING  # from now on cancel() leaves it to the executor
+        if future.cancelled():  # cancelled as its time came, and not counted (not waiting)
+            with ledger.lock:
+                ledger.cancelled(future, ledger.shared)
+            future.notify_cancelled()
+            future.drop_work()
+            return
+        broken = self._runner.setup.broken_error()
+        if broken is not None:  # the initializer raised: no worker will take it
+            self._runner.fail(future, broken, None)
+            return
         try:
             if future.is_async:
                 self._workers.loop().submit(future)
-            elif self._executor is not None:
-                future.sent_to = SENDING
-                send(self._runner, future, self._executor)
+            elif executor is not None:
+                send(self._runner, future, executor, withdraw=False)
             else:
                 self._workers.put(future)
-        except BaseException as error:  # the pool stops and cannot take it any more
-            self._cannot_run(future, error)
-
-    def _cannot_run(self, future: PlannedFuture[Any], error: BaseException) -> None:
-        failure = RuntimeError(
-            f"task {self._label(future)} fell due after its pool stopped taking work "
-            f"({type(error).__name__}). Keep the pool open until its scheduled tasks ran."
-        )
-        if future.task_id in self._ledger.live:
-            self._runner.fail(future, failure, None)
-        else:  # an executor refused it: withdrawn and counted as rejected
-            future.drop_work()
-            future.finish(None, failure)
+        except BaseException as error:  # the pool stops, or the executor refused it
+            self._runner.fail(
+                future,
+                RuntimeError(
+                    f"task {self._label(future)} fell due, but its pool could not run it "
+                    f"({type(error).__name__}): it was shutting down, or its executor "
+                    "refused it. Keep the pool and its executor open until scheduled "
+                    "tasks ran."
+                ),
+                None,
+            )
 
     def _expire(self, future: PlannedFuture[Any], attempt: int) -> None:
         """A sync attempt ran out of time (on the timer's thread): fail its future now."""
         with self._ledger.lock:
-            if future.attempt != attempt or future.expired or not future.started:
-                return
+            if future.attempt != attempt or future.expired is not False or not future.started:
+                return  # that attempt was settled already
             future.expired = True
         timeout = future.options.timeout
         self._runner.resolve(
@@ -254,6 +278,7 @@ class Planner:
                 future.due = 0.0
                 ledger.cancelled(future, ledger.shared)
                 future.drop_work()
+                future.notify_cancelled()  # no worker will: wake wait() and as_completed()
 
     def _label(self, future: TaskFuture[Any]) -> str:
         return f"{future.task_name!r} (id {future.task_id}) in pool {self._pool_name!r}"

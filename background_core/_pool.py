@@ -410,6 +410,7 @@ class Background(ThreadPoolExecutor):
         # The threads and the loop stay for the drain: a scheduled task may fall due.
         report = self.drain(timeout)
         with self._lock:
+            self._planner.closed = True  # a retry that comes now is cancelled
             self._ledger.cancel(list(self._ledger.live.values()))  # it never will start now
             first, self._finished = not self._finished, True
         self._workers.stop()

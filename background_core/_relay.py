@@ -16,18 +16,24 @@ from ._future import TaskFuture
 from ._run import HANDED_OVER, Runner
 
 
-def send(runner: Runner, future: TaskFuture[Any], executor: Executor) -> None:
+def send(
+    runner: Runner, future: TaskFuture[Any], executor: Executor, *, withdraw: bool = True
+) -> None:
     """Submit the work to `executor`; its outcome resolves `future` (see `_relay`).
 
     The future was marked as being sent at admission, so a shutdown leaves it to the
-    executor. Raises what the executor's submit raises, with the task withdrawn.
+    executor. Raises what the executor's submit raises, with the task withdrawn (unless
+    not `withdraw`: a task that fell due is the pool's to fail, as it was accepted).
     """
     fn, args, kwargs, _, _ = future.take_work()
     try:
         sent = executor.submit(fn, *args, **kwargs)
     except BaseException:
-        with runner.ledger.lock:
-            runner.ledger.withdraw(future)
+        if withdraw:
+            with runner.ledger.lock:
+                runner.ledger.withdraw(future)
+        else:
+            future.sent_to = None
         raise
     finally:
         del fn, args, kwargs

@@ -48,7 +48,7 @@ class Plans(Protocol):
         result: object,
         error: BaseException | None,
         tally: Tally | None,
-    ) -> None: ...
+    ) -> bool: ...
 
 
 class Runner:
@@ -171,49 +171,50 @@ class Runner:
         result: object,
         error: BaseException | None,
         tally: Tally | None,
+        count: bool = True,
     ) -> None:
-        """`resolve` the future, then count it as done.
+        """Resolve `future`, report a failure, run the callbacks, then count it as done
+        (unless not `count`: see `resolve`).
 
-        Counting comes last, so a finished drain means `on_error` hooks and callbacks ran.
+        Counting comes last, so a finished drain means `on_error` hooks and callbacks
+        ran. Without a hook, a failure is logged once unless somebody retrieves it from
+        the future (see `UnretrievedFailure`). Nothing a callback raises, `SystemExit`
+        included, escapes.
         """
         try:
-            self.resolve(future, result, error)
+            if error is not None and self.on_error is None:
+                # Before the future resolves, so a waiter it wakes can mark it retrieved.
+                future.unretrieved = UnretrievedFailure(
+                    error, task_info(future, time.monotonic()), self.pool_name
+                )
+            try:
+                future.finish(result, error)  # runs the future's done-callbacks
+            except BaseException:
+                logger.exception("a done-callback of task %s raised", self._label(future))
+            if error is not None and self.on_error is not None:
+                self._report_failure(future, error, self.on_error)
+            for callback in self.callbacks:
+                try:
+                    callback(future)
+                except BaseException:
+                    logger.exception(
+                        "callback %s raised for task %s", task_name(callback), self._label(future)
+                    )
         finally:
-            record = self.ledger.succeeded if error is None else self.ledger.failed
-            if tally is None:
-                self.record(record, future, None)
-            else:  # the hot path: no extra call
-                record(future, tally)
-
-    def count_failed(self, future: TaskFuture[Any], tally: Tally | None) -> None:
-        """Count a task whose future was failed already (by its timeout) as done."""
-        self.record(self.ledger.failed, future, tally)
+            if count:
+                record = self.ledger.succeeded if error is None else self.ledger.failed
+                if tally is None:
+                    self.record(record, future, None)
+                else:  # the hot path: no extra call
+                    record(future, tally)
 
     def resolve(self, future: TaskFuture[Any], result: object, error: BaseException | None) -> None:
-        """Resolve `future`, report a failure, run the callbacks; count nothing.
+        """`end` without counting: a future failed at its deadline (see `count_failed`)."""
+        self.end(future, result, error, None, count=False)
 
-        Without an ``on_error`` hook, a failure is logged once unless somebody retrieves
-        it from the future (see `UnretrievedFailure`). Nothing a callback raises,
-        `SystemExit` included, escapes.
-        """
-        if error is not None and self.on_error is None:
-            # Before the future resolves, so a waiter it wakes can mark it retrieved.
-            future.unretrieved = UnretrievedFailure(
-                error, task_info(future, time.monotonic()), self.pool_name
-            )
-        try:
-            future.finish(result, error)  # runs the future's done-callbacks
-        except BaseException:
-            logger.exception("a done-callback of task %s raised", self._label(future))
-        if error is not None and self.on_error is not None:
-            self._report_failure(future, error, self.on_error)
-        for callback in self.callbacks:
-            try:
-                callback(future)
-            except BaseException:
-                logger.exception(
-                    "callback %s raised for task %s", task_name(callback), self._label(future)
-                )
+    def count_failed(self, future: TaskFuture[Any], tally: Tally | None) -> None:
+        """Count a task as done whose future failed already, once its thread returned."""
+        self.record(self.ledger.failed, future, tally)
 
     def run_eager(self, future: TaskFuture[Any]) -> None:
         """Run a sync task of an eager pool in the submitting thread (the first one runs

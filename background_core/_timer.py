@@ -21,14 +21,17 @@ logger = logging.getLogger("background")
 class Entry:
     """An action waiting for its time; `cancel()` drops it."""
 
-    __slots__ = ("action", "due")
+    __slots__ = ("action", "due", "timer")
 
-    def __init__(self, due: float, action: Callable[[], None] | None) -> None:
+    def __init__(self, due: float, action: Callable[[], None] | None, timer: Timer) -> None:
         self.due = due
         self.action = action
+        self.timer = timer
 
     def cancel(self) -> None:
-        self.action = None  # the heap drops it when its time comes
+        if self.action is not None:
+            self.action = None  # the heap drops it when its time comes, or compacts sooner
+            self.timer.dropped += 1
 
 
 class Timer:
@@ -41,23 +44,29 @@ class Timer:
         self._changed = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self.dropped = 0  # cancelled entries still in the heap (about: counted without lock)
 
     def at(self, due: float, action: Callable[[], None]) -> Entry:
         """Call `action` at monotonic time `due` (at once if it passed).
 
         Raises RuntimeError once stopped.
         """
-        entry = Entry(due, action)
+        entry = Entry(due, action, self)
         with self._changed:
             if self._stopped:
                 raise RuntimeError("the pool's timer stopped: its pool shut down")
-            heapq.heappush(self._heap, (due, next(self._order), entry))
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._serve, name=self._thread_name, daemon=True
-                )
-                self._thread.start()
-            elif self._heap[0][2] is entry:
+                thread = threading.Thread(target=self._serve, name=self._thread_name, daemon=True)
+                thread.start()  # raises if no thread can start: nothing was queued
+                self._thread = thread
+            heap = self._heap
+            if self.dropped > 64 and self.dropped > len(heap) // 2:
+                # Mostly cancelled entries (timeouts of attempts that ended): rebuild.
+                heap[:] = [item for item in heap if item[2].action is not None]
+                heapq.heapify(heap)
+                self.dropped = 0
+            heapq.heappush(heap, (due, next(self._order), entry))
+            if heap[0][2] is entry:
                 self._changed.notify()  # sooner than what the thread waits for
         return entry
 
@@ -78,6 +87,8 @@ class Timer:
                         wait = self._heap[0][0] - time.monotonic()
                         if wait <= 0:
                             entry = heapq.heappop(self._heap)[2]
+                            if entry.action is None:
+                                self.dropped = max(0, self.dropped - 1)
                             break
                         self._changed.wait(wait)
                     else:

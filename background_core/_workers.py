@@ -70,15 +70,13 @@ class Workers:
     def put(self, future: TaskFuture[Any]) -> None:
         """Queue `future`, which fell due (a delay, a retry): in a stopping pool, one more
         thread starts to run it, since the others may have left already."""
-        with self._lock:
+        with self._lock:  # in the queue before a broken pool's first thread empties it
+            self.queue.put(future)
             if self._stopping:
                 self._spawn()
-                self.queue.put(future)
                 self.queue.put(STOP)  # for that thread, or one that took its task
-                return
-            if not self.started:
+            elif not self.started:
                 self._grow(self.target)
-        self.queue.put(future)
 
     def take_queued(self) -> list[TaskFuture[Any]]:
         """Take every future out of the queue (what no worker took yet); signals stay."""

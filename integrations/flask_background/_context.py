@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import io
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any
 
@@ -51,7 +51,7 @@ def task_context(app: Flask, *, copy_request: bool) -> Callable[[], AbstractCont
         if (
             copy_request and has_request_context() and current_app._get_current_object() is served  # type: ignore[attr-defined]
         ):
-            return _request_context(served, _copy_environ(request.environ))
+            return _RequestContext(served, _copy_environ(request.environ))
         return contexts
 
     return capture
@@ -92,10 +92,21 @@ class _AppContexts:
         context.pop(exc_info[1] if isinstance(exc_info[1], BaseException) else None)
 
 
-@contextmanager
-def _request_context(app: Flask, environ: dict[str, Any]) -> Iterator[None]:
-    with app.request_context(environ):
-        yield
+class _RequestContext:
+    """A copy of the request, pushed anew at each use (a retried task enters it again)."""
+
+    def __init__(self, app: Flask, environ: dict[str, Any]) -> None:
+        self._app = app
+        self._environ = environ
+        self._pushed: list[Any] = []
+
+    def __enter__(self) -> None:
+        context = self._app.request_context(self._environ)
+        context.push()
+        self._pushed.append(context)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pushed.pop().pop(exc_info[1] if isinstance(exc_info[1], BaseException) else None)
 
 
 def _copy_environ(environ: dict[str, Any]) -> dict[str, Any]:

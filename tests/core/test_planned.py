@@ -13,13 +13,14 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
+from concurrent.futures import wait as cf_wait
 from pathlib import Path
 
 import pytest
 
 import background
-from background_core import Background, QueueFull, TaskOptions
+from background_core import Background, BrokenPool, QueueFull, TaskOptions
 
 from ..helpers import SECRET, WAIT, Gate, run_script, wait_until
 
@@ -279,7 +280,7 @@ def test_a_plain_task_has_no_options_and_using_keeps_the_tasks_own() -> None:
         ({"retries": 1.5}, TypeError, "retries must be an int"),
         ({"retry_on": "ValueError"}, TypeError, "retry_on must be an exception class"),
         ({"retry_on": ()}, TypeError, "retry_on must be an exception class"),
-        ({"backoff": -1}, ValueError, "backoff must be >= 0 seconds"),
+        ({"backoff": -1}, ValueError, "backoff must be a finite number of seconds, >= 0"),
         ({"backoff": 10, "backoff_max": 1}, ValueError, "backoff_max must be >= backoff"),
         ({"timeout": 0}, ValueError, "timeout must be > 0 seconds"),
         ({"timeout": float("inf")}, ValueError, "timeout must be a finite number"),
@@ -381,3 +382,71 @@ def test_tasks_to_run_later_count_in_max_queue() -> None:
         first.cancel()
         later.submit(len, "d").cancel()
         second.cancel()
+
+
+def test_a_retry_on_a_pool_with_an_executor_can_be_cancelled_while_it_waits() -> None:
+    with ThreadPoolExecutor(1) as elsewhere, Background(1, executor=elsewhere) as bg:
+        future = bg.using(retries=1, backoff=30).submit(Flaky(failures=1))
+        wait_until(lambda: bg.stats().scheduled == 1, "the first attempt failed")
+        assert future.cancel()
+        assert bg.drain(WAIT).finished
+
+
+def test_a_retry_that_comes_after_the_shutdown_gave_up_is_cancelled() -> None:
+    gate = Gate()
+    bg = Background(1, name="late-retry")
+
+    def fails_when_let_go() -> None:
+        gate()
+        raise ConnectionError("down")
+
+    future = bg.using(retries=1, backoff=0.01).submit(fails_when_let_go)
+    assert gate.started.wait(WAIT)
+    report = bg.shutdown(timeout=0.1)  # it still runs at the deadline
+    assert [task.state for task in report.unfinished] == ["running"]
+    gate.open()  # now it fails, after the shutdown: its retry cannot be scheduled
+    with pytest.raises(CancelledError):
+        future.result(timeout=WAIT)
+    wait_until(lambda: bg.stats().cancelled == 1, "counted")
+
+
+def test_wait_and_as_completed_wake_for_a_cancelled_scheduled_task() -> None:
+    with Background(1, name="waiters") as bg:
+        future = bg.using(delay=60).submit(len, "a")
+        waiter = threading.Thread(target=lambda: cf_wait([future], timeout=WAIT))
+        waiter.start()
+        assert future.cancel()
+        waiter.join(WAIT / 2)
+        assert not waiter.is_alive()
+        assert [f for f in as_completed([future], timeout=1)] == [future]
+
+
+def test_a_task_that_falls_due_where_the_executor_refuses_it_fails_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    elsewhere = ThreadPoolExecutor(1)
+    with Background(1, name="refused", executor=elsewhere) as bg:
+        future = bg.using(delay=0.05).submit(len, "a")
+        elsewhere.shutdown()  # it refuses what comes now
+        with pytest.raises(RuntimeError, match="fell due, but its pool could not run it"):
+            future.result(timeout=WAIT)
+        stats = bg.stats()
+    assert (stats.submitted, stats.failed, stats.rejected) == (1, 1, 0)
+
+
+def test_a_task_that_falls_due_in_a_broken_pool_fails() -> None:
+    def broken() -> None:
+        raise OSError("no database")
+
+    with Background(1, name="broken", initializer=broken) as bg:
+        future = bg.using(delay=0.05).submit(len, "a")
+        with pytest.raises(BrokenPool):
+            future.result(timeout=WAIT)
+
+
+def test_an_eager_pool_retries_many_times_without_recursing() -> None:
+    with Background(1, name="eager-many", eager=True) as bg:
+        flaky = Flaky(failures=600)
+        future = bg.using(retries=600, backoff=0).submit(flaky, "done")
+        assert future.result(timeout=0) == "done"
+    assert len(flaky.calls) == 601

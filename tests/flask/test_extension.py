@@ -492,3 +492,24 @@ def test_tasks_take_options_and_each_attempt_has_the_app_context(apps: list[Flas
     assert seen == ["shop", "shop", "shop"]
     stats = app.extensions["background"].stats()
     assert (stats.retried, stats.succeeded) == (2, 1)
+
+
+def test_a_retried_task_gets_the_copied_request_at_each_attempt(apps: list[Flask]) -> None:
+    bg = Background()
+    app = make_app(apps, BACKGROUND_WORKERS=1, BACKGROUND_COPY_REQUEST=True)
+    bg.init_app(app)
+    paths: list[str] = []
+
+    @bg.task(retries=1, backoff=0.01)
+    def audit() -> str:
+        paths.append(request.path)
+        if len(paths) == 1:
+            raise ConnectionError("audit log busy")
+        return "logged"
+
+    @app.post("/orders")
+    def order() -> dict[str, str]:
+        return {"audit": audit().result(timeout=WAIT)}
+
+    assert app.test_client().post("/orders").json == {"audit": "logged"}
+    assert paths == ["/orders", "/orders"]
