@@ -220,41 +220,6 @@ class TaskFuture(Future[R]):
             self.started = 0.0
 
 
-class PlannedFuture(TaskFuture[R]):
-    """The future of a task with `TaskOptions`: it keeps its work until it is settled,
-    since a retry runs it again, and says where it stands between attempts."""
-
-    __slots__ = ("attempt", "due", "entry", "expired", "is_async", "kept", "on_cancel", "options")
-
-    options: Any  # TaskOptions (not imported here: this module knows nothing of plans)
-    entry: Any  # the timer's Entry while it waits, else None
-    is_async: bool
-    attempt: int  # 1 for the first attempt
-    due: float  # monotonic time it waits for (a delay, a backoff); 0.0 when not waiting
-    expired: bool | None  # the attempt ran out of time (True), runs (False), settled (None)
-    kept: Work | None
-    on_cancel: Callable[[PlannedFuture[Any]], None]  # told of a cancel (it may be waiting)
-
-    def cancel(self) -> bool:
-        """`TaskFuture.cancel`, and tell the plan: a task that waits on no thread is
-        counted as cancelled at once."""
-        if not super().cancel():
-            return False
-        self.on_cancel(self)
-        return True
-
-    def take_work(self) -> Work:
-        """The work, for one more attempt: kept until `drop_work`."""
-        work = self.kept
-        if work is None:
-            work = self.kept = super().take_work()
-        return work
-
-    def drop_work(self) -> None:
-        super().drop_work()
-        self.kept = None
-
-
 _new = object.__new__
 
 

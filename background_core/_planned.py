@@ -19,9 +19,10 @@ from concurrent.futures import Executor
 from typing import Any
 
 from ._backpressure import Backpressure
-from ._future import SENDING, PlannedFuture, TaskFuture
+from ._future import SENDING, TaskFuture
 from ._ledger import Tally
 from ._plan import TaskOptions
+from ._planned_future import PlannedFuture
 from ._relay import send
 from ._run import HANDED_OVER, Runner, call
 from ._timer import Timer
@@ -154,9 +155,7 @@ class Planner:
 
         True if an eager pool's sync task is to be tried again at once.
         """
-        with self._ledger.lock:
-            expired, future.expired = future.expired, None  # settled: no timeout now
-        if expired:  # its future failed at the deadline; only its thread was still busy
+        if future.settle_attempt():  # it failed at the deadline; only its thread was busy
             future.drop_work()
             self._runner.count_failed(future, tally)
             return False
@@ -253,10 +252,8 @@ class Planner:
 
     def _expire(self, future: PlannedFuture[Any], attempt: int) -> None:
         """A sync attempt ran out of time (on the timer's thread): fail its future now."""
-        with self._ledger.lock:
-            if future.attempt != attempt or future.expired is not False or not future.started:
-                return  # that attempt was settled already
-            future.expired = True
+        if not future.expire_attempt(attempt):
+            return  # that attempt was settled already
         timeout = future.options.timeout
         self._runner.resolve(
             future,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from ._backpressure import Backpressure
 from ._context import Capturer, capture, copy_without
 from ._errors import PoolClosed, QueueFull
-from ._future import SENDING, PlannedFuture, TaskFuture, new_future
+from ._future import SENDING, TaskFuture, new_future
 from ._ledger import Ledger
 from ._map import map_in_order
 from ._options import (
@@ -39,6 +39,7 @@ from ._options import (
 )
 from ._plan import OptionChanges, TaskOptions
 from ._planned import Planner
+from ._planned_future import PlannedFuture
 from ._relay import send
 from ._report import DrainReport, Stats, TaskInfo, log_unfinished, task_name
 from ._run import Runner

@@ -19,9 +19,10 @@ from contextvars import Context
 from typing import Any, Protocol
 
 from ._context import Captured, call_within, each
-from ._future import PlannedFuture, TaskFuture
+from ._future import TaskFuture
 from ._ledger import Ledger, Tally
 from ._options import ErrorHook, FutureCallback
+from ._planned_future import PlannedFuture
 from ._report import UnretrievedFailure, log_failure, task_info, task_name
 from ._setup import WorkerSetup
 
