@@ -9,8 +9,10 @@ import itertools
 import re
 import signal
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -49,6 +51,20 @@ WATCH = """(ids) => {
 }"""
 
 
+@contextmanager
+def page_of(url: str, **context: Any) -> Iterator[Page]:
+    """A page of headless Chromium (in a browser context made with `context`) at `url`."""
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_context(**context).new_page()
+            page.set_default_timeout(15_000)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
 def send_and_follow(page: Page, to: str, subject: str, body: str) -> str:
     """Send an email from the form and wait until the page says it was sent; its id."""
     page.fill("#to", to)
@@ -69,58 +85,51 @@ def test_the_page_sends_an_email_and_shows_the_stats_and_the_inbox(
 ) -> None:
     with (
         running_demo(tmp_path, framework, "--threads", "2") as demo,
-        playwright.sync_playwright() as driver,
+        page_of(demo.url) as page,
     ):
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(15_000)
-            page.goto(demo.url)
-            expect(page.locator("#stat-workers")).to_have_text("2")
-            expect(page.locator("#about")).to_contain_text("embedded aiosmtpd server")
-            page.evaluate(WATCH, ["stat-sent", "stat-submitted", "stat-queued"])
+        expect(page.locator("#stat-workers")).to_have_text("2")
+        expect(page.locator("#about")).to_contain_text("embedded aiosmtpd server")
+        page.evaluate(WATCH, ["stat-sent", "stat-submitted", "stat-queued"])
 
-            email_id = send_and_follow(
-                page, "reader@example.com", "Sent from Chromium ✓", "Grüße from the browser test."
-            )
-            assert demo.request("GET", f"/emails/{email_id}") == (
-                200,
-                {"id": email_id, "status": "sent", "error": None},
-            )
-            expect(page.locator("#stat-sent")).to_have_text("1")
-            expect(page.locator("#stat-submitted")).to_have_text("1")
-            newest = page.locator("#inbox tbody tr").first
-            expect(newest).to_contain_text("Sent from Chromium ✓")
-            expect(newest).to_contain_text("reader@example.com")
-            expect(newest).to_contain_text("Grüße from the browser test.")
-            expect(page.locator("#inbox-count")).to_have_text("(1 received)")
+        email_id = send_and_follow(
+            page, "reader@example.com", "Sent from Chromium ✓", "Grüße from the browser test."
+        )
+        assert demo.request("GET", f"/emails/{email_id}") == (
+            200,
+            {"id": email_id, "status": "sent", "error": None},
+        )
+        expect(page.locator("#stat-sent")).to_have_text("1")
+        expect(page.locator("#stat-submitted")).to_have_text("1")
+        newest = page.locator("#inbox tbody tr").first
+        expect(newest).to_contain_text("Sent from Chromium ✓")
+        expect(newest).to_contain_text("reader@example.com")
+        expect(newest).to_contain_text("Grüße from the browser test.")
+        expect(page.locator("#inbox-count")).to_have_text("(1 received)")
 
-            page.fill("#to", "not-an-address")
-            page.click("#send")
-            expect(page.locator("#send-message")).to_contain_text(
-                "422: to is not a valid email address"
-            )
-            expect(page.locator("#to")).to_have_class(re.compile(r"\binvalid\b"))
+        page.fill("#to", "not-an-address")
+        page.click("#send")
+        expect(page.locator("#send-message")).to_contain_text(
+            "422: to is not a valid email address"
+        )
+        expect(page.locator("#to")).to_have_class(re.compile(r"\binvalid\b"))
 
-            page.fill("#to", "burst@example.com")
-            page.fill("#count", "300")
-            page.click("#burst")
-            expect(page.locator("#burst-message")).to_contain_text("300 emails queued")
-            expect(page.locator("#stat-sent")).to_have_text("301", timeout=30_000)
-            expect(page.locator("#stat-queued")).to_have_text("0")
-            expect(page.locator("#online")).to_have_text("● live")
-            expect(page.locator("#inbox tbody tr").first).to_contain_text("of 300")
-            # The embedded server keeps the last 100; the page shows the newest 12.
-            expect(page.locator("#inbox-count")).to_have_text(
-                "(301 received; showing the newest 12 of the last 100 kept)"
-            )
-            expect(page.locator("#inbox tbody tr")).to_have_count(12)
-            seen = page.evaluate("window.seen")
+        page.fill("#to", "burst@example.com")
+        page.fill("#count", "300")
+        page.click("#burst")
+        expect(page.locator("#burst-message")).to_contain_text("300 emails queued")
+        expect(page.locator("#stat-sent")).to_have_text("301", timeout=30_000)
+        expect(page.locator("#stat-queued")).to_have_text("0")
+        expect(page.locator("#online")).to_have_text("● live")
+        expect(page.locator("#inbox tbody tr").first).to_contain_text("of 300")
+        # The embedded server keeps the last 100; the page shows the newest 12.
+        expect(page.locator("#inbox-count")).to_have_text(
+            "(301 received; showing the newest 12 of the last 100 kept)"
+        )
+        expect(page.locator("#inbox tbody tr")).to_have_count(12)
+        seen = page.evaluate("window.seen")
 
-            demo.signal(signal.SIGTERM)  # a label of its own once the server stops
-            expect(page.locator("#online")).to_have_text("● server stopped")
-        finally:
-            browser.close()
+        demo.signal(signal.SIGTERM)  # a label of its own once the server stops
+        expect(page.locator("#online")).to_have_text("● server stopped")
 
     assert seen["stat-submitted"][-1] == 301
     # The page showed the burst draining: emails waiting, and some sent but not all.
@@ -138,26 +147,19 @@ def test_the_page_follows_its_email_to_failed_when_the_server_refuses_it(
     with (
         smtp_server(refuse=frozenset({"nobody@example.com"})) as smtp,
         running_demo(tmp_path, framework, "--smtp-url", smtp.url) as demo,
-        playwright.sync_playwright() as driver,
+        page_of(demo.url) as page,
     ):
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(15_000)
-            page.goto(demo.url)
-            page.fill("#to", "nobody@example.com")
-            page.click("#send")
-            message = page.locator("#send-message")
-            expect(message).to_have_text(
-                re.compile(
-                    r"Accepted \(202\): email [0-9a-f]{16} failed \(SMTPRecipientsRefused\); "
-                    r"the server's log says why\."
-                )
+        page.fill("#to", "nobody@example.com")
+        page.click("#send")
+        message = page.locator("#send-message")
+        expect(message).to_have_text(
+            re.compile(
+                r"Accepted \(202\): email [0-9a-f]{16} failed \(SMTPRecipientsRefused\); "
+                r"the server's log says why\."
             )
-            expect(message).to_have_class(re.compile(r"\berror\b"))
-            expect(page.locator("#stat-failed")).to_have_text("1")
-        finally:
-            browser.close()
+        )
+        expect(message).to_have_class(re.compile(r"\berror\b"))
+        expect(page.locator("#stat-failed")).to_have_text("1")
 
 
 @pytest.mark.parametrize("framework", ["fastapi", "flask"])
@@ -167,49 +169,40 @@ def test_the_page_shows_an_email_retried_and_a_reminder_scheduled_then_sent(
     # The embedded server refuses the first attempt of every email: each is retried once.
     with (
         running_demo(tmp_path, framework, "--smtp-refuse-share", "1") as demo,
-        playwright.sync_playwright() as driver,
+        page_of(demo.url) as page,
     ):
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(15_000)
-            page.goto(demo.url)
-            expect(page.locator("#about")).to_contain_text(
-                "refuses the first attempt of 100% of them with a temporary 451"
-            )
-            expect(page.locator(".tile span")).to_have_text(
-                ["queued", "scheduled", "running", "sent", "retried", "failed"]
-            )
+        expect(page.locator("#about")).to_contain_text(
+            "refuses the first attempt of 100% of them with a temporary 451"
+        )
+        expect(page.locator(".tile span")).to_have_text(
+            ["queued", "scheduled", "running", "sent", "retried", "failed"]
+        )
 
-            send_and_follow(page, "reader@example.com", "Refused once", "Then sent.")
-            expect(page.locator("#stat-retried")).to_have_text("1")
-            expect(page.locator("#stat-sent")).to_have_text("1")
-            expect(page.locator("#stat-failed")).to_have_text("0")
+        send_and_follow(page, "reader@example.com", "Refused once", "Then sent.")
+        expect(page.locator("#stat-retried")).to_have_text("1")
+        expect(page.locator("#stat-sent")).to_have_text("1")
+        expect(page.locator("#stat-failed")).to_have_text("0")
 
-            message = page.locator("#send-message")
-            page.fill("#delay", "500")
-            page.click("#remind")
-            expect(message).to_have_text("422: delay must be a number of seconds from 0 to 300")
-            expect(page.locator("#delay")).to_have_class(re.compile(r"\binvalid\b"))
+        message = page.locator("#send-message")
+        page.fill("#delay", "500")
+        page.click("#remind")
+        expect(message).to_have_text("422: delay must be a number of seconds from 0 to 300")
+        expect(page.locator("#delay")).to_have_class(re.compile(r"\binvalid\b"))
 
-            page.fill("#delay", "2")
-            page.click("#remind")
-            expect(message).to_have_text(
-                re.compile(
-                    r"Accepted \(202\): email [0-9a-f]{16} is scheduled: it is sent in [12] s\."
-                )
-            )
-            expect(page.locator("#stat-scheduled")).to_have_text("1")
-            expect(page.locator("#delay")).not_to_have_class(re.compile(r"\binvalid\b"))
-            expect(message).to_have_text(SENT)
-            expect(page.locator("#stat-sent")).to_have_text("2")
-            expect(page.locator("#stat-retried")).to_have_text("2")
-            expect(page.locator("#stat-scheduled")).to_have_text("0")
-            newest = page.locator("#inbox tbody tr").first
-            expect(newest).to_contain_text("Refused once")  # the form's subject, unchanged
-            expect(page.locator("#inbox-count")).to_have_text("(2 received, newest first)")
-        finally:
-            browser.close()
+        page.fill("#delay", "2")
+        page.click("#remind")
+        expect(message).to_have_text(
+            re.compile(r"Accepted \(202\): email [0-9a-f]{16} is scheduled: it is sent in [12] s\.")
+        )
+        expect(page.locator("#stat-scheduled")).to_have_text("1")
+        expect(page.locator("#delay")).not_to_have_class(re.compile(r"\binvalid\b"))
+        expect(message).to_have_text(SENT)
+        expect(page.locator("#stat-sent")).to_have_text("2")
+        expect(page.locator("#stat-retried")).to_have_text("2")
+        expect(page.locator("#stat-scheduled")).to_have_text("0")
+        newest = page.locator("#inbox tbody tr").first
+        expect(newest).to_contain_text("Refused once")  # the form's subject, unchanged
+        expect(page.locator("#inbox-count")).to_have_text("(2 received, newest first)")
 
 
 # Where each <section> (panel) of the page is, in the viewport.
@@ -225,28 +218,20 @@ def test_on_a_phone_the_panels_stack_and_the_page_does_not_scroll_sideways(
 ) -> None:
     with (
         running_demo(tmp_path, framework, "--threads", "2") as demo,
-        playwright.sync_playwright() as driver,
+        page_of(demo.url, viewport=PHONE, is_mobile=True, has_touch=True) as page,
     ):
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            page.goto(demo.url)
-            expect(page.locator("#stat-workers")).to_have_text("2")
-            page.fill("#to", "a-rather-long-address.for-a-phone@subdomain.example.com")
-            page.fill("#subject", "S" * 200)  # one word, as wide as a subject may be
-            page.fill("#body", "B" * 2000)
-            page.click("#send")
-            expect(page.locator("#send-message")).to_contain_text("Accepted (202)")
-            page.fill("#count", "20")
-            page.click("#burst")
-            expect(page.locator("#stat-sent")).to_have_text("21", timeout=30_000)
-            expect(page.locator("#inbox tbody tr").first).to_contain_text("of 20")
-            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-            panels = page.evaluate(PANELS)
-        finally:
-            browser.close()
+        expect(page.locator("#stat-workers")).to_have_text("2")
+        page.fill("#to", "a-rather-long-address.for-a-phone@subdomain.example.com")
+        page.fill("#subject", "S" * 200)  # one word, as wide as a subject may be
+        page.fill("#body", "B" * 2000)
+        page.click("#send")
+        expect(page.locator("#send-message")).to_contain_text("Accepted (202)")
+        page.fill("#count", "20")
+        page.click("#burst")
+        expect(page.locator("#stat-sent")).to_have_text("21", timeout=30_000)
+        expect(page.locator("#inbox tbody tr").first).to_contain_text("of 20")
+        widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        panels = page.evaluate(PANELS)
 
     scroll_width, inner_width = widths
     assert inner_width == PHONE["width"]
