@@ -17,7 +17,7 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextvars import Context
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -28,6 +28,8 @@ from ._ledger import Tally
 from ._run import Runner
 
 logger = logging.getLogger("background")
+
+_LATE_IDLE = 0.5  # seconds the thread for late tasks waits for another before it leaves
 
 
 class Stop(enum.Enum):
@@ -57,6 +59,8 @@ class Workers:
         self._retiring = 0
         self._spawned = 0
         self._stopping = False
+        self._late: SimpleQueue[TaskFuture[Any]] = SimpleQueue()  # fell due while stopping
+        self._late_running = False
         self.started = False
         """True once `start` made a thread (a plain attribute: read at each submission)."""
         runner.awaiter = self._await_on_loop
@@ -68,15 +72,19 @@ class Workers:
                 self._grow(self.target)
 
     def put(self, future: TaskFuture[Any]) -> None:
-        """Queue `future`, which fell due (a delay, a retry): in a stopping pool, one more
-        thread starts to run it, since the others may have left already."""
+        """Queue `future`, which fell due (a delay, a retry). In a stopping pool, whose
+        threads leave once they reach the end of the queue, one thread runs such late
+        tasks in turn, and leaves when none is left."""
         with self._lock:  # in the queue before a broken pool's first thread empties it
-            self.queue.put(future)
-            if self._stopping:
-                self._spawn()
-                self.queue.put(STOP)  # for that thread, or one that took its task
-            elif not self.started:
-                self._grow(self.target)
+            if not self._stopping:
+                self.queue.put(future)
+                if not self.started:
+                    self._grow(self.target)
+                return
+            self._late.put(future)
+            if not self._late_running:
+                self._late_running = True
+                self._spawn(self._work_late)
 
     def take_queued(self) -> list[TaskFuture[Any]]:
         """Take every future out of the queue (what no worker took yet); signals stay."""
@@ -198,10 +206,10 @@ class Workers:
                 )
                 return
 
-    def _spawn(self) -> None:
+    def _spawn(self, work: Callable[[], None] | None = None) -> None:
         self._spawned += 1
         thread = threading.Thread(
-            target=self._work, name=f"background-{self._name}-{self._spawned}", daemon=True
+            target=work or self._work, name=f"background-{self._name}-{self._spawned}", daemon=True
         )
         thread.start()
         self._threads.add(thread)
@@ -228,6 +236,27 @@ class Workers:
                 del item
                 if self._retiring and self._retire(tally):
                     return
+
+    def _work_late(self) -> None:
+        """Run the tasks that fell due while the pool stops, then leave."""
+        runner = self._runner
+        tally = runner.ledger.new_tally()
+        broken = None if runner.setup.initialize() else runner.setup.broken_error()
+        while True:
+            try:
+                item = self._late.get(timeout=_LATE_IDLE)
+            except Empty:
+                with self._lock:  # a put that comes now sees this thread gone, and starts one
+                    if self._late.empty():
+                        self._late_running = False
+                        self._end(tally)
+                        return
+                continue
+            if broken is None:
+                runner.run(item, tally)
+            else:
+                runner.fail(item, broken, tally)
+            del item
 
     def _retire(self, tally: Tally) -> bool:
         """Leave if the pool still shrinks (another thread may have answered first)."""

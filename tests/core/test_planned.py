@@ -450,3 +450,21 @@ def test_an_eager_pool_retries_many_times_without_recursing() -> None:
         future = bg.using(retries=600, backoff=0).submit(flaky, "done")
         assert future.result(timeout=0) == "done"
     assert len(flaky.calls) == 601
+
+
+def test_tasks_that_fall_due_after_shutdown_without_waiting_run_on_one_thread() -> None:
+    bg = Background(4, name="no-wait")
+    ran: list[str] = []
+    task = bg.task(lambda: ran.append(threading.current_thread().name))
+    futures = [task.using(delay=0.2)() for _ in range(300)]
+    bg.shutdown(wait=False)  # the accepted ones still run, as the stdlib's do
+    most = 0
+    deadline = time.monotonic() + WAIT
+    while not all(f.done() for f in futures) and time.monotonic() < deadline:
+        most = max(most, len([t for t in threading.enumerate() if "no-wait" in t.name]))
+        threading.Event().wait(0.01)
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert len(ran) == 300
+    assert len(set(ran)) <= 2  # one thread for late tasks (and one more if it left once)
+    assert most <= 3  # that thread, the timer, and perhaps one leaving
+    assert bg.shutdown().finished
