@@ -25,11 +25,10 @@ TIMEOUT = 110  # about 25 s each here; under the test's own timeout, so a hang r
 ran_on: list[str] = []
 
 
-def start(name: str, tmp_path: Path) -> subprocess.Popen[str] | str:
-    """Start the runner under `name`, or say why it cannot run there."""
+def conformance(name: str, tmp_path: Path) -> dict[str, Any]:
     path, version_or_why = runnable_interpreter(name)
     if path is None:
-        return version_or_why
+        pytest.skip(version_or_why)
     has_tests = subprocess.run(
         [path, "-c", "import test.test_concurrent_futures"],
         capture_output=True,
@@ -38,46 +37,25 @@ def start(name: str, tmp_path: Path) -> subprocess.Popen[str] | str:
         check=False,
     )
     if has_tests.returncode != 0:
-        return f"{name} ({path}) ships no test.test_concurrent_futures"
-    return subprocess.Popen(
+        pytest.skip(f"{name} ({path}) ships no test.test_concurrent_futures")
+    done = subprocess.run(
         [path, str(RUNNER)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         env=clean_env(),
         cwd=tmp_path,
+        timeout=TIMEOUT,
+        check=False,
     )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
-@pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any] | str]:
-    """Every interpreter's run, started at once: they mostly wait, so two cores serve them
-    side by side. Each is a result, or why it was skipped."""
-    started = {name: start(name, tmp_path_factory.mktemp(name)) for name in INTERPRETERS}
-    outcomes: dict[str, dict[str, Any] | str] = {}
-    for name, run in started.items():
-        if isinstance(run, str):
-            outcomes[name] = run
-            continue
-        try:
-            stdout, stderr = run.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            run.kill()
-            run.communicate()
-            raise
-        assert run.returncode == 0, stderr
-        outcomes[name] = json.loads(stdout)
-    return outcomes
-
-
-@pytest.mark.timeout(2 * TIMEOUT)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", INTERPRETERS)
-def test_cpython_thread_pool_tests_pass(
-    name: str, outcomes: dict[str, dict[str, Any] | str]
-) -> None:
-    result = outcomes[name]
-    if isinstance(result, str):
-        pytest.skip(result)
+def test_cpython_thread_pool_tests_pass(name: str, tmp_path: Path) -> None:
+    result = conformance(name, tmp_path)
     assert not result["problems"], "\n\n".join(
         f"{test}\n{trace}" for test, trace in result["problems"].items()
     )
