@@ -180,8 +180,8 @@ class Ledger:
 
     def waiting_elsewhere(self) -> list[TaskFuture[Any]]:
         """Tasks that wait on no worker: scheduled, or sent to an executor. Hold the lock."""
-        live, scheduled = self.live, self.scheduled
-        return [f for f in live.values() if f.sent_to is not None or f.task_id in scheduled]
+        live, scheduled = list(self.live.values()), self.scheduled  # workers untrack lock-free
+        return [f for f in live if f.sent_to is not None or f.task_id in scheduled]
 
     # -- waiting -----------------------------------------------------------------------
 
