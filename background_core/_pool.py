@@ -401,6 +401,7 @@ class Background(ThreadPoolExecutor):
             self._closed = True
             self._ledger.wake_blocked()
             if cancel_futures:
+                self._planner.closed = True  # a retry that comes now is cancelled too
                 # What waits; not what a worker took already (it runs, as in the stdlib).
                 self._ledger.cancel(self._workers.take_queued())
                 self._ledger.cancel(self._ledger.waiting_elsewhere())
