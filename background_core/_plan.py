@@ -63,10 +63,11 @@ class TaskOptions:
         """These options with `changes` (checked: TypeError or ValueError names the option)."""
         merged = {field.name: getattr(self, field.name) for field in _FIELDS}
         merged.update(changes)
-        if "delay" in changes and changes["delay"] is not None:
+        delay, run_at = changes.get("delay"), changes.get("run_at")
+        if delay is not None and run_at is None:
             merged["run_at"] = None  # the call's own time wins over the task's
-        elif "run_at" in changes and changes["run_at"] is not None:
-            merged["delay"] = None
+        elif run_at is not None and delay is None:
+            merged["delay"] = None  # (both given: task_options refuses them)
         return task_options(**merged)
 
     def due(self, now: float) -> float:
@@ -127,6 +128,8 @@ def task_options(
     if delay is not None:
         _finite(delay, "delay")
     if run_at is not None:
+        if delay is not None:
+            raise ValueError("give delay= or run_at=, not both")
         if not isinstance(run_at, datetime.datetime):
             raise TypeError(f"run_at must be a datetime.datetime, got {type(run_at).__name__}")
         if run_at.utcoffset() is None:
@@ -134,8 +137,6 @@ def task_options(
                 "run_at must be an aware datetime (with tzinfo), such as "
                 "datetime.now(timezone.utc) + timedelta(minutes=10)"
             )
-        if delay is not None:
-            raise ValueError("give delay= or run_at=, not both")
     return TaskOptions(
         retries=retries,
         retry_on=kinds,

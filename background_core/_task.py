@@ -175,8 +175,6 @@ class Task(Generic[P, R]):
             TypeError: An option has the wrong type (the message names it).
             ValueError: An option is out of range, or both `delay` and `run_at` are given.
         """
-        if changes.get("delay") is not None and changes.get("run_at") is not None:
-            raise ValueError("give delay= or run_at=, not both")
         varied: T = object.__new__(type(self))
         varied.__dict__.update(self.__dict__)
         varied._options = (self._options or TaskOptions()).replace(**changes)

@@ -306,6 +306,9 @@ def test_a_bad_time_names_itself_per_call() -> None:
             task.using(delay="10")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="delay must be a finite number"):
             bg.using(delay=float("inf"))
+        aware = datetime.datetime.now(datetime.timezone.utc)
+        with pytest.raises(ValueError, match="give delay= or run_at=, not both"):
+            bg.using(delay=1, run_at=aware)
 
 
 def test_backoff_doubles_up_to_its_cap_with_jitter_below_it() -> None:
