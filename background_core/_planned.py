@@ -221,7 +221,9 @@ class Planner:
             future.entry = None
             if executor is not None:
                 future.sent_to = SENDING  # from now on cancel() leaves it to the executor
-        if future.cancelled():  # cancelled as its time came, and not counted (not waiting)
+        # Cancelled as its time came, not counted (no longer waiting): a worker or the loop
+        # would refuse it and count it, but an executor would run it.
+        if executor is not None and future.cancelled():
             with ledger.lock:
                 ledger.cancelled(future, ledger.shared)
             future.notify_cancelled()
