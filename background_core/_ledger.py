@@ -232,8 +232,9 @@ class Ledger:
                 self._drainers -= 1
 
     def _only_later(self, deadline: float) -> bool:
-        waiting = self.scheduled
-        return len(waiting) == len(self.live) and min(waiting.values()) > deadline
+        # Workers untrack lock-free: `live` may shrink, even to empty, while this reads.
+        dues = list(self.scheduled.values())
+        return bool(dues) and len(dues) >= len(self.live) and min(dues) > deadline
 
     # -- readers -----------------------------------------------------------------------
 

@@ -94,7 +94,10 @@ def job(i):
 for i in range(200):
     job(i)
 print("queued", flush=True)
-threading.Event().wait(60)
+# Short waits: the kernel may hand SIGTERM to a worker thread, and Python runs the
+# handler only when the main thread next wakes.
+for _ in range(600):
+    threading.Event().wait(0.1)
 print("not reached")
 """
 
