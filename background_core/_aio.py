@@ -18,6 +18,7 @@ from typing import Any
 
 from ._context import Captured
 from ._future import TaskFuture
+from ._observe import watched
 from ._run import Runner
 
 
@@ -113,6 +114,7 @@ class LoopThread:
             if not runner.begin(future, tally):
                 continue  # cancelled before it started
             fn, args, kwargs, context, managers = future.take_work()
+            managers = watched(runner.pool_name, future, managers)
             self._start(future, functools.partial(fn, *args, **kwargs), context, managers)
             del fn, args, kwargs
         if self._stopping:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from ._errors import QueueFull
 from ._ledger import Ledger
+from ._observe import rejected
 from ._options import OnFull
 
 logger = logging.getLogger("background")
@@ -60,8 +61,11 @@ class Backpressure:
         self._since = 0.0
         self._next_summary = 0.0  # the first refusal is logged at once
 
-    def make_room(self, ledger: Ledger, *, own_thread: bool, refused: Callable[[], bool]) -> bool:
-        """The queue is full: wait for room, raise, or return True to run the task inline.
+    def make_room(
+        self, ledger: Ledger, name: str, *, own_thread: bool, refused: Callable[[], bool]
+    ) -> bool:
+        """The queue is full: wait for room for a task named `name`, raise, or return True
+        to run it inline.
 
         A wait ends early once `refused()` (the pool closed or broke): the caller checks
         why and refuses the submission.
@@ -72,10 +76,11 @@ class Backpressure:
         """
         assert self.max_queue is not None
         if self._on_full == "raise":
-            self.refuse(ledger, "Retry later, or raise max_queue.")
+            self.refuse(ledger, name, "Retry later, or raise max_queue.")
         if on_event_loop():
             self.refuse(
                 ledger,
+                name,
                 "It was submitted from a thread running an event loop, which must not wait "
                 "for room nor run the task itself: retry later, or raise max_queue.",
             )
@@ -85,13 +90,16 @@ class Backpressure:
         if not ledger.wait_for_room(self.max_queue, refused, deadline) and not refused():
             self.refuse(
                 ledger,
+                name,
                 f"It waited {self._block_timeout:g} s for room (block_timeout): retry later, "
                 "or raise max_queue.",
             )
         return False
 
-    def refuse(self, ledger: Ledger, advice: str) -> None:
+    def refuse(self, ledger: Ledger, name: str, advice: str) -> None:
+        """Refuse a submission of task `name`: count it, tell the observer, raise."""
         ledger.rejected += 1
+        rejected(self._pool_name, name)
         self._refused += 1
         now = time.monotonic()
         if now >= self._next_summary:

@@ -8,7 +8,6 @@ outcome resolves the future, and only the last failure is reported as one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import inspect
@@ -19,12 +18,15 @@ from concurrent.futures import Executor
 from typing import Any
 
 from ._backpressure import Backpressure
-from ._future import SENDING, TaskFuture
+from ._call import call, time_limited
+from ._future import SENDING
 from ._ledger import Tally
+from ._observe import submitted, watched
 from ._plan import TaskOptions
 from ._planned_future import PlannedFuture
 from ._relay import send
-from ._run import HANDED_OVER, Runner, call
+from ._report import describe
+from ._run import HANDED_OVER, Runner
 from ._timer import Timer
 from ._workers import Workers
 
@@ -73,7 +75,7 @@ class Planner:
         future.options = options
         future.is_async = is_async
         future.attempt = 1
-        future.due = 0.0
+        future.due = future.queued_since = 0.0
         future.expired = False
         future.kept = None
         future.entry = None
@@ -91,12 +93,15 @@ class Planner:
         """
         ledger, bound = self._ledger, self._backpressure.max_queue
         if bound is not None and ledger.queued() + len(ledger.scheduled) >= bound:
-            self._backpressure.refuse(ledger, "Tasks to run later count in it: retry later.")
+            self._backpressure.refuse(
+                ledger, future.task_name, "Tasks to run later count in it: retry later."
+            )
         # First the timer (it may fail to start a thread): its action waits for this lock.
         future.entry = self.timer.at(due, functools.partial(self._release, future))
         ledger.admit(future, holder)
         ledger.scheduled[future.task_id] = due
         future.due = due
+        submitted(self._pool_name, future.task_name)
 
     # -- running ---------------------------------------------------------------------
 
@@ -112,6 +117,7 @@ class Planner:
         if not runner.begin(future, tally):
             return False
         fn, args, kwargs, context, managers = future.take_work()
+        managers = watched(self._pool_name, future, managers)
         timeout = future.options.timeout
         entry = None
         if timeout is not None and not self._eager:
@@ -141,8 +147,8 @@ class Planner:
         timeout = future.options.timeout
         if timeout is None:
             return make
-        what = self._label(future)
-        return lambda: _within(make, timeout, what)
+        what = describe(future, self._pool_name)
+        return lambda: time_limited(make, timeout, what)
 
     def settle(
         self,
@@ -177,7 +183,7 @@ class Planner:
         wait = 0.0 if self._eager else options.wait_before(future.attempt)
         logger.warning(
             "task %s failed on attempt %d of %d (%s); retrying in %.3g s",
-            self._label(future),
+            describe(future, self._pool_name),
             future.attempt,
             options.retries + 1,
             type(error).__name__,
@@ -217,7 +223,7 @@ class Planner:
         with ledger.lock:
             if not ledger.unschedule(future):
                 return  # cancelled while it waited
-            future.due = 0.0
+            future.queued_since, future.due = future.due, 0.0
             future.entry = None
             if executor is not None:
                 future.sent_to = SENDING  # from now on cancel() leaves it to the executor
@@ -244,7 +250,8 @@ class Planner:
             self._runner.fail(
                 future,
                 RuntimeError(
-                    f"task {self._label(future)} fell due, but its pool could not run it "
+                    f"task {describe(future, self._pool_name)} fell due, but its pool could not "
+                    "run it "
                     f"({type(error).__name__}): it was shutting down, or its executor "
                     "refused it. Keep the pool and its executor open until scheduled "
                     "tasks ran."
@@ -261,7 +268,8 @@ class Planner:
             future,
             None,
             TimeoutError(
-                f"task {self._label(future)} timed out after {timeout:g} s; its thread "
+                f"task {describe(future, self._pool_name)} timed out after {timeout:g} s; its "
+                "thread "
                 "still runs it, and what it returns will be dropped"
             ),
         )
@@ -278,22 +286,3 @@ class Planner:
                 ledger.cancelled(future, ledger.shared)
                 future.drop_work()
                 future.notify_cancelled()  # no worker will: wake wait() and as_completed()
-
-    def _label(self, future: TaskFuture[Any]) -> str:
-        return f"{future.task_name!r} (id {future.task_id}) in pool {self._pool_name!r}"
-
-
-async def _within(make: Callable[[], Awaitable[object]], seconds: float, what: str) -> object:
-    """Await what `make()` returns; at `seconds`, cancel it and raise `TimeoutError`."""
-    task = asyncio.ensure_future(make())
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except BaseException:
-        task.cancel()
-        raise
-    if done:
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(BaseException):  # what it raises once cancelled is moot
-        await task
-    raise TimeoutError(f"task {what} timed out after {seconds:g} s and was cancelled")

@@ -14,13 +14,24 @@ class PlannedFuture(TaskFuture[R]):
     """The future of a task with `TaskOptions`: it keeps its work until it is settled,
     since a retry runs it again, and says where it stands between attempts."""
 
-    __slots__ = ("attempt", "due", "entry", "expired", "is_async", "kept", "on_cancel", "options")
+    __slots__ = (
+        "attempt",
+        "due",
+        "entry",
+        "expired",
+        "is_async",
+        "kept",
+        "on_cancel",
+        "options",
+        "queued_since",
+    )
 
     options: Any  # TaskOptions (not imported here: this module knows nothing of plans)
     entry: Any  # the timer's Entry while it waits, else None
     is_async: bool
     attempt: int  # 1 for the first attempt
     due: float  # monotonic time it waits for (a delay, a backoff); 0.0 when not waiting
+    queued_since: float  # monotonic time its time came (0.0: it was queued when submitted)
     expired: bool | None  # the attempt ran out of time (True), runs (False), settled (None)
     kept: Work | None
     on_cancel: Callable[[PlannedFuture[Any]], None]  # told of a cancel (it may be waiting)

@@ -26,6 +26,7 @@ from ._errors import PoolClosed, QueueFull
 from ._future import SENDING, TaskFuture, new_future
 from ._ledger import Ledger
 from ._map import map_in_order
+from ._observe import observing, rejected
 from ._options import (
     BLOCK_TIMEOUT,
     ErrorHook,
@@ -220,7 +221,7 @@ class Background(ThreadPoolExecutor):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
         return self.submit_task(task_name(fn), fn, args, kwargs)
 
-    def submit_task(  # noqa: PLR0912  (one pass: the hot path makes no extra call)
+    def submit_task(  # noqa: PLR0912, PLR0915  (one pass: the hot path makes no extra call)
         self,
         name: str,
         fn: Callable[..., Any],
@@ -238,13 +239,14 @@ class Background(ThreadPoolExecutor):
         if is_async is None:
             is_async = runs_async(fn)  # raises TypeError for a generator function
         if self._closed:  # before the capturers, whose errors would hide this one
-            self._refuse()
+            self._refuse(name)
         context = copy_without(self._excluded) if self._excluded else copy_context()
         try:
             managers = capture(self._capturer)
         except BaseException:
             with self._lock:
                 self._ledger.rejected += 1  # a capturer raised: the caller gets its error
+            rejected(self._name, name)
             raise
         due = 0.0
         if options is None:
@@ -256,13 +258,13 @@ class Background(ThreadPoolExecutor):
         ledger, runner = self._ledger, self._runner
         with self._lock:
             if self._closed or self._setup.broken_by is not None:
-                self._refuse()
+                self._refuse(name)
             if due:  # it waits for its time on the pool's timer, not in the queue
                 self._planner.admit_later(future, due, self)  # type: ignore[arg-type]
                 return future
             bound = self._backpressure.max_queue
             inline = self._eager or (
-                bound is not None and ledger.queued() >= bound and self._when_full()
+                bound is not None and ledger.queued() >= bound and self._when_full(name)
             )
             ledger.admit(future, self)
             external = self._executor is not None and not is_async and not inline
@@ -283,7 +285,11 @@ class Background(ThreadPoolExecutor):
                 # the caller gets the error instead of a future.
                 future.cancel()  # if it stays queued, a later worker passes over it
                 ledger.withdraw(future)
+                rejected(self._name, name)
                 raise
+        observer = observing.observer
+        if observer is not None:
+            observer.submitted(self._name, name)
         if external:
             assert self._executor is not None
             send(runner, future, self._executor)  # outside the lock: it may call back
@@ -314,24 +320,26 @@ class Background(ThreadPoolExecutor):
         """
         return map_in_order(self.submit, fn, iterables, timeout)
 
-    def _when_full(self) -> bool:
+    def _when_full(self, name: str) -> bool:
         """The queue is full: wait for room (True: run the task inline), or raise."""
         inline = self._backpressure.make_room(
             self._ledger,
+            name,
             own_thread=self._workers.owns(threading.current_thread()),
             refused=self._refusing,
         )
         if self._refusing():  # the pool closed or broke while the submission waited
-            self._refuse()
+            self._refuse(name)
         return inline
 
     def _refusing(self) -> bool:
         return self._closed or self._setup.broken_by is not None
 
-    def _refuse(self) -> None:
+    def _refuse(self, name: str) -> None:
         """Count a refused submission and raise why: closed, or broken."""
         with self._lock:
             self._ledger.rejected += 1
+        rejected(self._name, name)
         broken = self._setup.broken_error()
         if broken is not None and not self._closed:
             raise broken
@@ -454,6 +462,10 @@ class Background(ThreadPoolExecutor):
         return self._ledger.stats(
             self._name, self._workers.target, ask_executor=self._executor is not None
         )
+
+    def unfinished(self) -> list[TaskInfo]:
+        """Every task in flight (queued, scheduled or running), oldest first. Thread-safe."""
+        return self._ledger.unfinished()
 
     def running(self) -> list[TaskInfo]:
         """The tasks running now, oldest first, by name, id and start time. Thread-safe."""

@@ -139,6 +139,11 @@ def task_info(future: Any, now: float) -> TaskInfo:
     )
 
 
+def describe(future: Any, pool: str) -> str:
+    """How a message names a task (a `TaskFuture`): by name, id and pool."""
+    return f"{future.task_name!r} (id {future.task_id}) in pool {pool!r}"
+
+
 def task_name(fn: Callable[..., object]) -> str:
     """The name reports give a callable: its qualified name, else its type's name."""
     inner = getattr(fn, "func", fn)  # functools.partial

@@ -9,21 +9,21 @@ counters, or None for the shared ones, which are written under the ledger's lock
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from contextvars import Context
 from typing import Any, Protocol
 
-from ._context import Captured, call_within, each
+from ._call import call, call_async
+from ._context import Captured
 from ._future import TaskFuture
 from ._ledger import Ledger, Tally
+from ._observe import observing, watched
 from ._options import ErrorHook, FutureCallback
 from ._planned_future import PlannedFuture
-from ._report import UnretrievedFailure, log_failure, task_info, task_name
+from ._report import UnretrievedFailure, describe, log_failure, task_info, task_name
 from ._setup import WorkerSetup
 
 logger = logging.getLogger("background")
@@ -101,6 +101,8 @@ class Runner:
         if not self.begin(future, tally):
             return
         fn, args, kwargs, context, managers = future.take_work()
+        if observing.observer is not None:
+            managers = watched(self.pool_name, future, managers)
         result, error = call(fn, args, kwargs, context, managers)
         del fn, args, kwargs, managers
         if result is not None and inspect.isawaitable(result):
@@ -147,7 +149,7 @@ class Runner:
         if type(future) is not TaskFuture:
             assert self.plans is not None
             make = self.plans.timed(future, make)  # type: ignore[arg-type]  # a PlannedFuture
-        result, error = await _await(make, managers)
+        result, error = await call_async(make, managers)
         del make, managers
         self.conclude(future, result, error, tally)
         del future, result, error  # see run()
@@ -191,7 +193,12 @@ class Runner:
             try:
                 future.finish(result, error)  # runs the future's done-callbacks
             except BaseException:
-                logger.exception("a done-callback of task %s raised", self._label(future))
+                logger.exception(
+                    "a done-callback of task %s raised", describe(future, self.pool_name)
+                )
+            observer = observing.observer
+            if observer is not None:
+                observer.finished(self.pool_name, future.task_name, error)
             if error is not None and self.on_error is not None:
                 self._report_failure(future, error, self.on_error)
             for callback in self.callbacks:
@@ -199,7 +206,9 @@ class Runner:
                     callback(future)
                 except BaseException:
                     logger.exception(
-                        "callback %s raised for task %s", task_name(callback), self._label(future)
+                        "callback %s raised for task %s",
+                        task_name(callback),
+                        describe(future, self.pool_name),
                     )
         finally:
             if count:
@@ -249,9 +258,6 @@ class Runner:
         else:
             record(future, tally)
 
-    def _label(self, future: TaskFuture[Any]) -> str:
-        return f"{future.task_name!r} (id {future.task_id}) in pool {self.pool_name!r}"
-
     def _report_failure(
         self, future: TaskFuture[Any], error: BaseException, on_error: ErrorHook
     ) -> None:
@@ -261,38 +267,3 @@ class Runner:
         except BaseException:
             logger.exception("on_error hook of pool %r raised", self.pool_name)
             log_failure(error, task, self.pool_name)
-
-
-def call(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: Mapping[str, Any],
-    context: Context,
-    managers: Captured,
-) -> tuple[object, BaseException | None]:
-    """Call the task's function in its context: its result, or what it raised.
-
-    A frame of its own, which holds no future: a traceback keeps its frames alive, and
-    a failed future must be freed as soon as nobody holds it (see `UnretrievedFailure`).
-    """
-    try:
-        if managers is None:
-            return context.run(fn, *args, **kwargs), None
-        return context.run(call_within, managers, functools.partial(fn, *args, **kwargs)), None
-    except BaseException as error:  # the future carries every failure
-        del fn, args, kwargs, context, managers
-        return None, error
-
-
-async def _await(
-    make: Callable[[], Awaitable[object]], managers: Captured
-) -> tuple[object, BaseException | None]:
-    """`call` for a coroutine task: await it inside the captured managers."""
-    try:
-        with contextlib.ExitStack() as stack:
-            for manager in each(managers):
-                stack.enter_context(manager)
-            return await make(), None
-    except BaseException as error:  # the future carries every failure
-        del make, managers
-        return None, error

@@ -47,6 +47,7 @@ def lifespan(
     dask_scheduler: str | None = None,
     retry_after: int = RETRY_AFTER,
     sigterm_handler: bool = False,
+    otel: bool = False,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[Starlette]: ...
 @overload
@@ -58,6 +59,7 @@ def lifespan(
     dask_scheduler: str | None = None,
     retry_after: int = RETRY_AFTER,
     sigterm_handler: bool = False,
+    otel: bool = False,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[AppT]: ...
 def lifespan(
@@ -68,6 +70,7 @@ def lifespan(
     dask_scheduler: str | None = None,
     retry_after: int = RETRY_AFTER,
     sigterm_handler: bool = False,
+    otel: bool = False,
     **options: Unpack[PoolOptions],
 ) -> Lifespan[Any]:
     """A lifespan that runs a background pool with the app: ``FastAPI(lifespan=lifespan())``.
@@ -88,6 +91,9 @@ def lifespan(
             for servers whose processes do not handle SIGTERM (hypercorn's workers): a
             SIGTERM then drains the pool before the process ends. Without it, the
             lifespan logs a WARNING where it can tell that tasks would be lost.
+        otel: At startup, trace and measure every pool's tasks with OpenTelemetry
+            (`background_core.otel.instrument()`, process-wide, through its global
+            providers; needs ``background[otel]``).
         **options: `background_core.Background` options, when no `pool` is given. The
             defaults are a web app's (see `pool()`): name "app", at most 10,000 tasks
             waiting, a full queue refused at once (the handler answers 503), a drain of
@@ -105,6 +111,9 @@ def lifespan(
         ValueError: An option's value is wrong.
     """
     check_option("eager", sigterm_handler, "sigterm_handler")  # True or False
+    check_option("eager", otel, "otel")
+    if otel:
+        _check_otel()
     if pool is not None and (options or dask_scheduler is not None):
         given = sorted([*options, *(["dask_scheduler"] if dask_scheduler is not None else [])])
         raise TypeError(
@@ -130,6 +139,8 @@ def lifespan(
             on_cluster: PoolOptions = {**settings, "executor": executor, "own_executor": True}
             bg = Background(**on_cluster)
         try:
+            if otel:
+                _instrument()
             bg.start()
             _guard_sigterm(bg, sigterm_handler)
             app.state.background = bg
@@ -155,6 +166,18 @@ def _guard_sigterm(bg: Background, install: bool) -> None:
         install_sigterm_handler()  # raises RuntimeError off the main thread, saying so
     else:
         warn_if_unguarded(bg.name, "Pass lifespan(sigterm_handler=True)")
+
+
+def _check_otel() -> None:
+    # Imported here, not at the top: OpenTelemetry is an optional extra (the ImportError
+    # says so).
+    import background_core.otel  # noqa: F401, PLC0415
+
+
+def _instrument() -> None:
+    from background_core.otel import instrument  # noqa: PLC0415  (checked at lifespan())
+
+    instrument()
 
 
 def _check_dask_scheduler(address: str) -> None:

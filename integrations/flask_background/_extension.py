@@ -37,7 +37,7 @@ _OPTIONS: dict[str, tuple[str, object]] = {
     "DRAIN_TIMEOUT": ("drain_timeout", 25.0),
     "EAGER": ("eager", False),
 }
-_SWITCHES = ("COPY_REQUEST", "SIGTERM_HANDLER")  # booleans read by the extension itself
+_SWITCHES = ("COPY_REQUEST", "SIGTERM_HANDLER", "OTEL")  # booleans the extension reads
 _OTHERS = ("RETRY_AFTER", "DASK_SCHEDULER")
 _SUFFIXES = (*_OPTIONS, *_SWITCHES, *_OTHERS)
 # Words that make a misspelt setting (BACKGROUND_MAX_WORKERS), not a pool's name.
@@ -131,6 +131,8 @@ class Background(Executor):
             options["executor"] = _dask_executor(scheduler, scheduler_key)
             options["own_executor"] = True  # its client closes when the pool shuts down
         pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
+        if switches["OTEL"]:
+            _instrument()
         if switches["SIGTERM_HANDLER"]:
             background_core.install_sigterm_handler()  # raises off the main thread
         else:
@@ -158,14 +160,16 @@ class Background(Executor):
                 continue
             if self.name == "default" and self._named_pools_key(key):
                 continue  # BACKGROUND_EMAIL_WORKERS: a named pool's, not a misspelling
-            match = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+            # Compared without the prefix, which every key shares (COLOR is not OTEL).
+            suffix = key.removeprefix(self.config_prefix + "_")
+            match = difflib.get_close_matches(suffix, _SUFFIXES, n=1, cutoff=0.75)
             if match:
                 logger.warning(
                     "app %r sets %s, which is not a background setting and is ignored: "
                     "did you mean %s?",
                     app.name,
                     key,
-                    match[0],
+                    f"{self.config_prefix}_{match[0]}",
                     extra={"pool": app.name},
                 )
 
@@ -246,6 +250,16 @@ class Background(Executor):
 
     def __repr__(self) -> str:
         return f"<flask_background.Background {self.extension_key!r}>"
+
+
+def _instrument() -> None:
+    """Trace and measure every pool's tasks (process-wide), through OpenTelemetry's
+    global providers."""
+    # Imported here, not at the top: OpenTelemetry is an optional extra (the ImportError
+    # says so).
+    from background_core.otel import instrument  # noqa: PLC0415
+
+    instrument()
 
 
 def _dask_executor(address: object, key: str) -> Executor:
