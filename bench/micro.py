@@ -18,6 +18,7 @@ LABELS = {
     "background": "background: Background.submit",
     "background-planned": "background: bg.using(retries=3).submit (options, no delay)",
     "background-delayed": "background: bg.using(delay=3600).submit (scheduled)",
+    "background-otel": "background: Background.submit, OpenTelemetry on (SDK providers)",
     "background-flask": "background: Flask extension, in a request",
     "ThreadPoolExecutor": "ThreadPoolExecutor.submit",
     "Flask-Executor": "Flask-Executor 1.0.0, in a request",

@@ -119,8 +119,31 @@ def ours_delayed(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
     yield pool.using(delay=DELAY).submit, lambda: pool.shutdown(cancel_futures=True)
 
 
+@contextlib.contextmanager
+def ours_otel(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from background_core import Background
+    from background_core.otel import instrument
+
+    class Dropped(SpanExporter):  # what an exporter costs is the app's, not ours
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Dropped()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    pool = Background(workers, name="bench", drain_timeout=300)
+    yield pool.submit, pool.shutdown
+
+
 CONTENDERS = {
     "background": ours,
+    "background-otel": ours_otel,
     "background-planned": ours_planned,
     "background-delayed": ours_delayed,
     "background-flask": ours_flask,

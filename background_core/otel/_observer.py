@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -36,6 +36,13 @@ DURATION_BUCKETS = (
     1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 )  # fmt: skip
 STATES: tuple[str, ...] = ("queued", "scheduled", "running")
+COUNTERS = (
+    ("submitted", "Tasks a pool accepted."),
+    ("succeeded", "Tasks that returned."),
+    ("failed", "Tasks that raised, after their last attempt."),
+    ("rejected", "Submissions a pool refused."),
+)
+SUBMITTED, SUCCEEDED, FAILED, REJECTED = range(len(COUNTERS))
 
 Attributes = dict[str, Any]
 
@@ -49,18 +56,13 @@ class OpenTelemetryObserver:
     ) -> None:
         self._tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
         meter = metrics.get_meter(SCOPE, __version__, meter_provider)
-        self._submitted = meter.create_counter(
-            "background.tasks.submitted", "{task}", "Tasks a pool accepted."
-        )
-        self._succeeded = meter.create_counter(
-            "background.tasks.succeeded", "{task}", "Tasks that returned."
-        )
-        self._failed = meter.create_counter(
-            "background.tasks.failed", "{task}", "Tasks that raised, after their last attempt."
-        )
-        self._rejected = meter.create_counter(
-            "background.tasks.rejected", "{task}", "Submissions a pool refused."
-        )
+        # Counted here and reported at collection (asynchronous counters): a synchronous
+        # counter's add() costs microseconds, on the submitter's way.
+        self._counts: dict[tuple[str, str], list[int]] = {}
+        for index, (event, description) in enumerate(COUNTERS):
+            meter.create_observable_counter(
+                f"background.tasks.{event}", [self._reporter(index)], "{task}", description
+            )
         self._queue_wait = meter.create_histogram(
             "background.task.queue_wait",
             "s",
@@ -91,10 +93,10 @@ class OpenTelemetryObserver:
     # -- the engine's events ---------------------------------------------------------
 
     def submitted(self, pool: str, name: str) -> None:
-        self._submitted.add(1, self._attributes_of(pool, name))
+        self._count(pool, name, SUBMITTED)
 
     def rejected(self, pool: str, name: str) -> None:
-        self._rejected.add(1, self._attributes_of(pool, name))
+        self._count(pool, name, REJECTED)
 
     def attempt(self, pool: str, name: str, task_id: int, attempt: int, waited: float) -> _Attempt:
         attributes = self._attributes_of(pool, name)
@@ -117,10 +119,26 @@ class OpenTelemetryObserver:
         )
 
     def finished(self, pool: str, name: str, error: BaseException | None) -> None:
-        counter = self._succeeded if error is None else self._failed
-        counter.add(1, self._attributes_of(pool, name))
+        self._count(pool, name, SUCCEEDED if error is None else FAILED)
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _count(self, pool: str, name: str, index: int) -> None:
+        with self._lock:
+            counts = self._counts.get((pool, name))
+            if counts is None:
+                counts = self._counts[(pool, name)] = [0] * len(COUNTERS)
+            counts[index] += 1
+
+    def _reporter(self, index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def report(options: CallbackOptions) -> Iterable[Observation]:
+            if self._stopped:
+                return []
+            with self._lock:
+                totals = [(key, counts[index]) for key, counts in self._counts.items()]
+            return [Observation(total, self._attributes_of(*key)) for key, total in totals if total]
+
+        return report
 
     def _attributes_of(self, pool: str, name: str) -> Attributes:
         """The metrics' attributes of a (pool, task name): one dict each, made once."""
