@@ -24,6 +24,7 @@ from ._ledger import Tally
 from ._plan import TaskOptions
 from ._planned_future import PlannedFuture
 from ._relay import send
+from ._report import log_fields
 from ._run import HANDED_OVER, Runner, call
 from ._timer import Timer
 from ._workers import Workers
@@ -44,7 +45,7 @@ class Planner:
         eager: bool,
         backpressure: Backpressure,
     ) -> None:
-        self.timer = Timer(f"background-{pool_name}-timer")
+        self.timer = Timer(pool_name)
         self._pool_name = pool_name
         self._runner = runner
         self._ledger = runner.ledger
@@ -182,7 +183,7 @@ class Planner:
             options.retries + 1,
             type(error).__name__,
             wait,
-            extra={"pool": self._pool_name, "task": future.task_name, "attempt": future.attempt},
+            extra=log_fields(self._pool_name, future.task_name, future.task_id, future.attempt),
         )
         del error
         due = time.monotonic() + wait

@@ -41,7 +41,7 @@ from ._plan import OptionChanges, TaskOptions
 from ._planned import Planner
 from ._planned_future import PlannedFuture
 from ._relay import send
-from ._report import DrainReport, Stats, TaskInfo, log_unfinished, task_name
+from ._report import DrainReport, Stats, TaskInfo, log_fields, log_unfinished, task_name
 from ._run import Runner
 from ._setup import WorkerSetup
 from ._task import Submitter, TaskMaker, runs_async
@@ -434,7 +434,11 @@ class Background(ThreadPoolExecutor):
             try:
                 self._executor.shutdown(wait=False)
             except BaseException:
-                logger.exception("shutting down the executor of pool %r failed", self._name)
+                logger.exception(
+                    "shutting down the executor of pool %r failed",
+                    self._name,
+                    extra=log_fields(self._name),
+                )
 
     # -- callbacks and introspection -------------------------------------------------
 

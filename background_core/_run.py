@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Context
@@ -23,10 +22,8 @@ from ._future import TaskFuture
 from ._ledger import Ledger, Tally
 from ._options import ErrorHook, FutureCallback
 from ._planned_future import PlannedFuture
-from ._report import UnretrievedFailure, log_failure, task_info, task_name
+from ._report import UnretrievedFailure, log_failure, log_raised, task_info, task_name
 from ._setup import WorkerSetup
-
-logger = logging.getLogger("background")
 
 Awaiter = Callable[[TaskFuture[Any], Awaitable[object], Context], None]
 
@@ -191,16 +188,14 @@ class Runner:
             try:
                 future.finish(result, error)  # runs the future's done-callbacks
             except BaseException:
-                logger.exception("a done-callback of task %s raised", self._label(future))
+                log_raised("a done-callback", future, self.pool_name)
             if error is not None and self.on_error is not None:
                 self._report_failure(future, error, self.on_error)
             for callback in self.callbacks:
                 try:
                     callback(future)
                 except BaseException:
-                    logger.exception(
-                        "callback %s raised for task %s", task_name(callback), self._label(future)
-                    )
+                    log_raised(f"callback {task_name(callback)}", future, self.pool_name)
         finally:
             if count:
                 record = self.ledger.succeeded if error is None else self.ledger.failed
@@ -249,9 +244,6 @@ class Runner:
         else:
             record(future, tally)
 
-    def _label(self, future: TaskFuture[Any]) -> str:
-        return f"{future.task_name!r} (id {future.task_id}) in pool {self.pool_name!r}"
-
     def _report_failure(
         self, future: TaskFuture[Any], error: BaseException, on_error: ErrorHook
     ) -> None:
@@ -259,7 +251,7 @@ class Runner:
         try:
             on_error(error, task)
         except BaseException:
-            logger.exception("on_error hook of pool %r raised", self.pool_name)
+            log_raised("the on_error hook", future, self.pool_name)
             log_failure(error, task, self.pool_name)
 
 
