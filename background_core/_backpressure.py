@@ -21,6 +21,7 @@ from ._errors import QueueFull
 from ._ledger import Ledger
 from ._observe import rejected
 from ._options import OnFull
+from ._report import log_fields
 
 logger = logging.getLogger("background")
 
@@ -121,7 +122,7 @@ class Backpressure:
                 now - self._since if self._since else 0.0,
                 self.max_queue,
                 self._on_full,
-                extra={"pool": self._pool_name, "refused": self._refused},
+                extra=log_fields(self._pool_name, refused=self._refused),
             )
         self._refused = 0
         self._since = now

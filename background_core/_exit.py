@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from ._pool import Background, running_pools
+from ._report import log_fields
 
 logger = logging.getLogger("background")
 
@@ -55,7 +56,9 @@ def shutdown_open_pools() -> None:
         try:
             pool.shutdown(timeout=max(0.0, deadline - time.monotonic()))
         except BaseException:  # one pool's trouble must not keep the others from stopping
-            logger.exception("shutting down pool %r at exit failed", pool.name)
+            logger.exception(
+                "shutting down pool %r at exit failed", pool.name, extra=log_fields(pool.name)
+            )
 
 
 atexit.register(shutdown_open_pools)

@@ -25,7 +25,7 @@ from ._observe import submitted, watched
 from ._plan import TaskOptions
 from ._planned_future import PlannedFuture
 from ._relay import send
-from ._report import describe
+from ._report import describe, log_fields
 from ._run import HANDED_OVER, Runner
 from ._timer import Timer
 from ._workers import Workers
@@ -46,7 +46,7 @@ class Planner:
         eager: bool,
         backpressure: Backpressure,
     ) -> None:
-        self.timer = Timer(f"background-{pool_name}-timer")
+        self.timer = Timer(pool_name)
         self._pool_name = pool_name
         self._runner = runner
         self._ledger = runner.ledger
@@ -188,7 +188,7 @@ class Planner:
             options.retries + 1,
             type(error).__name__,
             wait,
-            extra={"pool": self._pool_name, "task": future.task_name, "attempt": future.attempt},
+            extra=log_fields(self._pool_name, future.task_name, future.task_id, future.attempt),
         )
         del error
         due = time.monotonic() + wait

@@ -42,7 +42,7 @@ from ._plan import OptionChanges, TaskOptions
 from ._planned import Planner
 from ._planned_future import PlannedFuture
 from ._relay import send
-from ._report import DrainReport, Stats, TaskInfo, log_unfinished, task_name
+from ._report import DrainReport, Stats, TaskInfo, log_fields, log_unfinished, task_name
 from ._run import Runner
 from ._setup import WorkerSetup
 from ._task import Submitter, TaskMaker, runs_async
@@ -298,10 +298,8 @@ class Background(ThreadPoolExecutor):
         return future
 
     def using(self, **options: Unpack[OptionChanges]) -> Submitter:
-        """Submit with options: ``bg.using(delay=600).submit(fn, *args)``.
-
-        The options are `TaskOptions`', checked now: TypeError or ValueError names a bad one.
-        """
+        """Submit with options: ``bg.using(delay=600).submit(fn, *args)``. The options
+        are `TaskOptions`', checked now: TypeError or ValueError names a bad one."""
         return Submitter(self, TaskOptions().replace(**options))
 
     def map(
@@ -442,7 +440,8 @@ class Background(ThreadPoolExecutor):
             try:
                 self._executor.shutdown(wait=False)
             except BaseException:
-                logger.exception("shutting down the executor of pool %r failed", self._name)
+                failed = "shutting down the executor of pool %r failed"
+                logger.exception(failed, self._name, extra=log_fields(self._name))
 
     # -- callbacks and introspection -------------------------------------------------
 

@@ -1,5 +1,6 @@
 """What a pool reports: counters (`Stats`), one task (`TaskInfo`), a drain's outcome
-(`DrainReport`), and the log lines for failures and for tasks a shutdown left behind.
+(`DrainReport`), the log lines for failures and for tasks a shutdown left behind, and the
+structured fields every log record of the library carries (`log_fields`).
 
 Reports and logs name tasks and give their ids; they never hold or print arguments.
 """
@@ -10,7 +11,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -121,6 +122,52 @@ class DrainReport:
 logger = logging.getLogger("background")
 
 
+def log_fields(
+    pool: str | None,
+    task_name: str | None = None,
+    task_id: int | None = None,
+    attempt: int | None = None,
+    *,
+    unfinished: Iterable[TaskInfo] | None = None,
+    **more: object,
+) -> dict[str, object]:
+    """The structured fields of a record on logger ``"background"``: its ``extra=``.
+
+    Every record the library writes carries the same four keys, so a JSON formatter
+    (python-json-logger, structlog's stdlib bridge) indexes them without parsing the
+    message: ``pool``, ``task_name``, ``task_id`` and ``attempt``. The last three are None
+    when the record is not about one task. Values are names and numbers, never a task's
+    arguments.
+
+    Args:
+        pool: The pool's name, or None when no pool is known.
+        task_name: The task's name, for a record about one task.
+        task_id: The task's id within its pool.
+        attempt: Which attempt of the task (1 for a task that was not retried).
+        unfinished: Tasks a drain left unfinished: added as ``unfinished``, a list of
+            ``{"task_name", "task_id", "attempt", "state"}`` dicts, oldest first.
+        **more: Further fields (``refused=3``). Their names must not be attributes of
+            `logging.LogRecord` (``name``, ``message``, ``taskName``...): logging refuses
+            those.
+
+    Returns:
+        A new dict to pass as ``logger.warning(..., extra=log_fields(...))``.
+    """
+    fields: dict[str, object] = {
+        "pool": pool,
+        "task_name": task_name,
+        "task_id": task_id,
+        "attempt": attempt,
+    }
+    if unfinished is not None:
+        fields["unfinished"] = [
+            {"task_name": t.name, "task_id": t.id, "attempt": t.attempt, "state": t.state}
+            for t in unfinished
+        ]
+    fields.update(more)
+    return fields
+
+
 def task_info(future: Any, now: float) -> TaskInfo:
     """What a report says of a task's future (a `TaskFuture`) at monotonic time `now`."""
     started = future.started
@@ -158,6 +205,18 @@ def log_failure(error: BaseException, task: TaskInfo, pool: str) -> None:
         task.id,
         pool,
         exc_info=(type(error), error, error.__traceback__),
+        extra=log_fields(pool, task.name, task.id, task.attempt),
+    )
+
+
+def log_raised(what: str, future: Any, pool: str) -> None:
+    """One ERROR with the exception being handled: `what` (a hook, a callback) raised for
+    the task of `future` (a `TaskFuture`)."""
+    logger.exception(
+        "%s raised for task %s",
+        what,
+        describe(future, pool),
+        extra=log_fields(pool, future.task_name, future.task_id, getattr(future, "attempt", 1)),
     )
 
 
@@ -191,7 +250,7 @@ def log_unfinished(report: DrainReport) -> None:
             "pool %r shut down with %s; those not started were cancelled",
             report.pool,
             report.summary(),
-            extra={"pool": report.pool, "unfinished": len(report.unfinished)},
+            extra=log_fields(report.pool, unfinished=report.unfinished),
         )
 
 

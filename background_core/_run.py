@@ -10,7 +10,6 @@ counters, or None for the shared ones, which are written under the ledger's lock
 from __future__ import annotations
 
 import inspect
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import Context
@@ -23,10 +22,8 @@ from ._ledger import Ledger, Tally
 from ._observe import observing, watched
 from ._options import ErrorHook, FutureCallback
 from ._planned_future import PlannedFuture
-from ._report import UnretrievedFailure, describe, log_failure, task_info, task_name
+from ._report import UnretrievedFailure, log_failure, log_raised, task_info, task_name
 from ._setup import WorkerSetup
-
-logger = logging.getLogger("background")
 
 Awaiter = Callable[[TaskFuture[Any], Awaitable[object], Context], None]
 
@@ -193,9 +190,7 @@ class Runner:
             try:
                 future.finish(result, error)  # runs the future's done-callbacks
             except BaseException:
-                logger.exception(
-                    "a done-callback of task %s raised", describe(future, self.pool_name)
-                )
+                log_raised("a done-callback", future, self.pool_name)
             observer = observing.observer
             if observer is not None:
                 observer.finished(self.pool_name, future.task_name, error)
@@ -205,11 +200,7 @@ class Runner:
                 try:
                     callback(future)
                 except BaseException:
-                    logger.exception(
-                        "callback %s raised for task %s",
-                        task_name(callback),
-                        describe(future, self.pool_name),
-                    )
+                    log_raised(f"callback {task_name(callback)}", future, self.pool_name)
         finally:
             if count:
                 record = self.ledger.succeeded if error is None else self.ledger.failed
@@ -265,5 +256,5 @@ class Runner:
         try:
             on_error(error, task)
         except BaseException:
-            logger.exception("on_error hook of pool %r raised", self.pool_name)
+            log_raised("the on_error hook", future, self.pool_name)
             log_failure(error, task, self.pool_name)

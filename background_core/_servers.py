@@ -13,6 +13,8 @@ import signal
 import sys
 import threading
 
+from ._report import log_fields
+
 logger = logging.getLogger("background")
 
 # uWSGI's own recipe for a graceful stop: its master's SIGTERM then sends each worker the
@@ -37,7 +39,7 @@ def warn_if_unguarded(pool: str, fix: str) -> bool:
             "lost. %s.",
             pool,
             uwsgi_fix,
-            extra={"pool": pool},
+            extra=log_fields(pool),
         )
         return True
     server = _unguarded_server()
@@ -48,7 +50,7 @@ def warn_if_unguarded(pool: str, fix: str) -> bool:
             server,
             pool,
             fix,
-            extra={"pool": pool},
+            extra=log_fields(pool),
         )
     return server is not None
 

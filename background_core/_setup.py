@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import BrokenPool
+from ._report import log_fields
 
 logger = logging.getLogger("background")
 
@@ -58,7 +59,7 @@ class WorkerSetup:
             self._pool_name,
             threading.current_thread().name,
             exc_info=(type(error), error, error.__traceback__),
-            extra={"pool": self._pool_name},
+            extra=log_fields(self._pool_name),
         )
 
     def initialize_once(self) -> None:

@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._report import log_fields
+
 logger = logging.getLogger("background")
 
 
@@ -37,8 +39,9 @@ class Entry:
 class Timer:
     """Calls each action at its monotonic due time, in order, on one thread. Thread-safe."""
 
-    def __init__(self, thread_name: str) -> None:
-        self._thread_name = thread_name
+    def __init__(self, pool_name: str) -> None:
+        self._pool_name = pool_name
+        self._thread_name = f"background-{pool_name}-timer"
         self._heap: list[tuple[float, int, Entry]] = []
         self._order = itertools.count()
         self._changed = threading.Condition(threading.Lock())
@@ -98,5 +101,9 @@ class Timer:
                 try:
                     action()
                 except BaseException:  # one action's trouble must not stop the others
-                    logger.exception("a timed action of %s raised", self._thread_name)
+                    logger.exception(
+                        "a timed action of pool %r raised",
+                        self._pool_name,
+                        extra=log_fields(self._pool_name),
+                    )
                 del action

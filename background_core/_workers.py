@@ -25,6 +25,7 @@ from typing import Any
 from ._aio import LoopThread
 from ._future import TaskFuture
 from ._ledger import Tally
+from ._report import log_fields
 from ._run import Runner
 
 logger = logging.getLogger("background")
@@ -202,7 +203,7 @@ class Workers:
                     count,
                     error,
                     alive,
-                    extra={"pool": self._name, "workers": alive, "wanted": wanted},
+                    extra=log_fields(self._name, workers=alive, wanted=wanted),
                 )
                 return
 

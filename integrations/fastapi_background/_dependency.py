@@ -8,7 +8,7 @@ import threading
 
 from starlette.requests import HTTPConnection
 
-from background_core import Background
+from background_core import Background, log_fields
 
 from ._lifespan import STATE_KEY
 
@@ -24,7 +24,7 @@ def background_of(conn: HTTPConnection) -> Background:
         error = RuntimeError(_no_pool_reason())
         if not _said.is_set():  # a server may hide the 500's traceback (daphne does): once
             _said.set()
-            logger.error("%s", error, extra={"pool": None})
+            logger.error("%s", error, extra=log_fields(None))
         raise error
     return pool
 

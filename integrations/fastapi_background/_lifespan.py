@@ -21,6 +21,7 @@ from background_core import (
     check_option,
     check_options,
     install_sigterm_handler,
+    log_fields,
     warn_if_unguarded,
 )
 
@@ -206,5 +207,5 @@ def _stop(bg: Background, owned: bool) -> None:
             "pool %r: %s, at the end of the app's lifespan (the pool stays open)",
             bg.name,
             report.summary(),
-            extra={"pool": bg.name, "unfinished": len(report.unfinished)},
+            extra=log_fields(bg.name, unfinished=report.unfinished),
         )

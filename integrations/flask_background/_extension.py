@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from flask import Flask, current_app, has_app_context
 
 import background_core
-from background_core import ErrorHook, TaskMaker, check_count, check_option
+from background_core import ErrorHook, TaskMaker, check_count, check_option, log_fields
 
 from ._context import FLASK_CONTEXTVARS, task_context
 from ._errors import QueueFullError
@@ -124,13 +124,13 @@ class Background(Executor):
         retry_key = f"{self.config_prefix}_RETRY_AFTER"
         retry_after = app.config.setdefault(retry_key, RETRY_AFTER)
         check_count(retry_after, retry_key)
-        self._warn_of_unknown_keys(app)
+        pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
+        self._warn_of_unknown_keys(app, pool_name)
         scheduler_key = f"{self.config_prefix}_DASK_SCHEDULER"
         scheduler = app.config.setdefault(scheduler_key, None)
         if scheduler is not None:
             options["executor"] = _dask_executor(scheduler, scheduler_key)
             options["own_executor"] = True  # its client closes when the pool shuts down
-        pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
         if switches["OTEL"]:
             _instrument()
         if switches["SIGTERM_HANDLER"]:
@@ -152,8 +152,9 @@ class Background(Executor):
         # Not at interpreter exit, where the engine's drain must run first.
         weakref.finalize(app, pool.shutdown, timeout=0).atexit = False
 
-    def _warn_of_unknown_keys(self, app: Flask) -> None:
-        """Log each config key that looks like a misspelt one of ours (``..._WORKER``)."""
+    def _warn_of_unknown_keys(self, app: Flask, pool_name: str) -> None:
+        """Log each config key that looks like a misspelt one of ours (``..._WORKER``),
+        as a record of the pool it would configure, `pool_name`."""
         known = {f"{self.config_prefix}_{suffix}" for suffix in _SUFFIXES}
         for key in app.config:
             if key in known or not key.startswith(self.config_prefix + "_"):
@@ -170,7 +171,7 @@ class Background(Executor):
                     app.name,
                     key,
                     f"{self.config_prefix}_{match[0]}",
-                    extra={"pool": app.name},
+                    extra=log_fields(pool_name),
                 )
 
     def _named_pools_key(self, key: str) -> bool:

@@ -238,6 +238,39 @@ def test_shutdown_logs_what_did_not_finish(caplog: pytest.LogCaptureFixture) -> 
     assert "hunter2" not in warnings[0]
 
 
+def test_a_pool_passed_in_reports_what_its_drain_left_as_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bg = Background(1, name="kept", drain_timeout=0.1)
+    app = FastAPI(lifespan=lifespan(pool=bg))
+    started, release = threading.Event(), threading.Event()
+
+    @bg.task(name="stuck")
+    def stuck(secret: str) -> None:
+        started.set()
+        release.wait(WAIT)
+
+    @app.get("/")
+    async def handler() -> None:
+        stuck("hunter2")
+
+    try:
+        with TestClient(app) as client:
+            client.get("/")
+            assert started.wait(WAIT)  # running when the lifespan drains
+    finally:
+        release.set()
+    [record] = [r for r in caplog.records if r.name == "background"]
+    assert record.getMessage().endswith("at the end of the app's lifespan (the pool stays open)")
+    fields = {key: record.__dict__[key] for key in ("pool", "task_name", "task_id", "attempt")}
+    assert fields == {"pool": "kept", "task_name": None, "task_id": None, "attempt": None}
+    assert record.__dict__["unfinished"] == [
+        {"task_name": "stuck", "task_id": 1, "attempt": 1, "state": "running"}
+    ]
+    assert "hunter2" not in repr(record.__dict__)
+    bg.shutdown()
+
+
 def test_a_failing_app_lifespan_still_stops_the_pool() -> None:
     @asynccontextmanager
     async def broken(app: FastAPI) -> AsyncIterator[None]:

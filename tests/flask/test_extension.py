@@ -405,6 +405,18 @@ def test_a_misspelt_key_is_named_with_the_one_it_resembles(
     ]
 
 
+def test_a_misspelt_key_is_a_record_of_the_pool_it_would_configure(
+    apps: list[Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(apps, BACKGROUND_EMAIL_MAX_QEUE=5)  # sic
+    Background(app, name="email")
+    [record] = [r for r in caplog.records if r.name == "background"]
+    assert record.getMessage().endswith("did you mean BACKGROUND_EMAIL_MAX_QUEUE?")
+    fields = {key: record.__dict__[key] for key in ("pool", "task_name", "task_id", "attempt")}
+    assert fields == {"pool": "shop.email", "task_name": None, "task_id": None, "attempt": None}
+    assert app.extensions["background.email"].name == "shop.email"
+
+
 def full_app(apps: list[Flask], **config: object) -> tuple[Flask, threading.Event]:
     """An app whose one worker is held and whose one queue slot is taken: full."""
     app = make_app(apps, BACKGROUND_WORKERS=1, BACKGROUND_MAX_QUEUE=1, **config)
