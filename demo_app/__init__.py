@@ -7,5 +7,5 @@ page shows the pool's live stats and, with the embedded SMTP server, what it rec
 Modules: `mail` (SMTP settings, message, sending), `sink` (the embedded SMTP server),
 `payloads` (request validation), `api` (what both apps do), `outbox` (the emails accepted,
 by id), `page` (the HTML page), `fastapi_app` and `flask_app` (framework glue), `servers`
-(uvicorn, gunicorn), `cli`.
+(uvicorn, gunicorn), `telemetry` (``--otel``: OpenTelemetry's SDK), `cli`.
 """

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from flask import Flask
 
-from . import fastapi_app, flask_app
+from . import fastapi_app, flask_app, telemetry
 from .api import DemoApi
-from .mail import URL_FORMS, SmtpSettings, parse_smtp_url
+from .mail import URL_FORMS, SmtpSettings, parse_smtp_url, redact
 from .servers import run_gunicorn, run_uvicorn
 from .sink import Sink
 
@@ -63,6 +63,16 @@ def parser() -> argparse.ArgumentParser:
         "--dashboard-address 127.0.0.1:8787` and `dask worker tcp://127.0.0.1:8786 --host "
         "127.0.0.1`; the workers need this repository on their path",
     )
+    cli.add_argument(
+        "--otel",
+        default=None,
+        metavar="TARGET",
+        help="trace each request and the email tasks it fires, in one trace, with "
+        "OpenTelemetry: 'console' prints each span as JSON on stdout (and the metrics once, "
+        "at exit); an http(s) URL, such as http://127.0.0.1:4318, sends spans and metrics "
+        f"(every {telemetry.METRICS_INTERVAL:g} s) to that OTLP/HTTP endpoint (needs pip "
+        f"install {telemetry.OTLP_PACKAGE}). Default: no OpenTelemetry at all",
+    )
     cli.add_argument("--threads", type=_positive, default=4, help="the pool's worker threads (4)")
     cli.add_argument(
         "--drain-timeout",
@@ -104,20 +114,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         dask_scheduler=args.dask_scheduler,
         refuse_share=0.0 if sink is None else sink.refusals.share,
     )
-    _banner(api, args.host, args.port)
+    _banner(api, args.host, args.port, args.otel)
     if args.framework == "flask":
 
         def load() -> Flask:
+            # In gunicorn's worker: the handlers read the sink's inbox there, and the
+            # spans are made there (the SDK's export threads would not survive the fork).
             if sink is not None:
-                sink.start()  # in gunicorn's worker, where the handlers read its inbox
-            return flask_app.create_app(api)
+                sink.start()
+            return flask_app.create_app(api, otel=args.otel)
 
         run_gunicorn(load, host=args.host, port=args.port, drain_timeout=args.drain_timeout)
         return 0
     try:
         if sink is not None:
             sink.start()
-        run_uvicorn(fastapi_app.create_app(api), host=args.host, port=args.port)
+        app = fastapi_app.create_app(api, otel=args.otel)  # uvicorn serves in this process
+        run_uvicorn(app, host=args.host, port=args.port)
     finally:
         if sink is not None:
             sink.stop()
@@ -140,6 +153,11 @@ def _check_args(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             cli.error("--dask-scheduler needs Dask: pip install distributed")
         except (TypeError, ValueError) as error:
             cli.error(str(error))
+    if args.otel is not None:
+        try:
+            telemetry.check(args.otel, args.framework)
+        except ValueError as error:
+            cli.error(str(error))
 
 
 def _check_scheduler(address: str, label: str) -> None:
@@ -149,14 +167,24 @@ def _check_scheduler(address: str, label: str) -> None:
     check_address(address, label)
 
 
-def _banner(api: DemoApi, host: str, port: int) -> None:
+def _banner(api: DemoApi, host: str, port: int, otel: str | None) -> None:
     shown = f"[{host}]" if ":" in host else host
     lines = [f"background demo: open http://{shown}:{port}/ in a browser", ""]
     lines += [f"  {label.lower():<9} {value}" for label, value in api.about()]
     lines += [
         "  api       POST /emails, POST /emails/bulk, GET /emails/{id}, GET /stats, GET /inbox",
-        "",
     ]
+    if otel is not None:
+        where = (
+            "printed below as JSON within 5 s of their end"
+            if otel == telemetry.CONSOLE
+            else f"sent to {redact(otel)}"
+        )
+        lines += [
+            f"  otel      spans {where}: a request's span and the span of the email task it "
+            "fired (process send_email) share a trace_id; the page's polls are not traced",
+        ]
+    lines += [""]
     print("\n".join(lines), flush=True)
 
 

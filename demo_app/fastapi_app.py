@@ -11,13 +11,23 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from fastapi_background import BackgroundDep, lifespan
 
+from . import telemetry
 from .api import RETRY_AFTER, TOO_LARGE, DemoApi, Reply
 from .farewell import draining, farewell
 from .payloads import MAX_REQUEST_BYTES
 
 
-def create_app(api: DemoApi) -> FastAPI:
-    """The app. Its lifespan runs a pool of ``api.threads`` workers and drains it at exit."""
+def create_app(api: DemoApi, *, otel: str | None = None) -> FastAPI:
+    """The app. Its lifespan runs a pool of ``api.threads`` workers and drains it at exit.
+
+    With `otel` (``--otel``: ``console`` or an OTLP/HTTP URL), OpenTelemetry's SDK is set
+    up in this process to export there (`telemetry.start`), FastAPI's official
+    instrumentation makes each request's span, and ``lifespan(otel=True)`` each email
+    task's span, in the request's trace. Call it in the process that serves; the lifespan
+    flushes the spans once the pool has drained.
+    """
+    if otel is not None:
+        telemetry.start(otel)
     pool_lifespan = lifespan(
         name="demo_app",
         workers=api.threads,
@@ -25,14 +35,19 @@ def create_app(api: DemoApi) -> FastAPI:
         drain_timeout=api.drain_timeout,
         dask_scheduler=api.dask_scheduler,
         retry_after=RETRY_AFTER,
+        otel=otel is not None,
     )
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with pool_lifespan(app) as state:
-            yield dict(state or {})
-            draining(app.state.background)
-        farewell(app.state.background)  # the pool_lifespan drained the pool
+        try:
+            async with pool_lifespan(app) as state:
+                yield dict(state or {})
+                draining(app.state.background)
+            farewell(app.state.background)  # the pool_lifespan drained the pool
+        finally:
+            # Here, not after uvicorn.run(): a SIGTERM ends the process right after this.
+            telemetry.stop()
 
     app = FastAPI(title="background demo", lifespan=run)
 
@@ -67,7 +82,19 @@ def create_app(api: DemoApi) -> FastAPI:
     async def inbox() -> JSONResponse:
         return _json(api.get_inbox())
 
+    if otel is not None:
+        _instrument(app)
     return app
+
+
+def _instrument(app: FastAPI) -> None:
+    """A span for each request but the page's polls, by OpenTelemetry's instrumentation;
+    none for each ASGI message received or sent, which would triple the spans."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: PLC0415
+
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=telemetry.EXCLUDED_URLS, exclude_spans=["receive", "send"]
+    )
 
 
 async def _capped_body(request: Request) -> bytes | None:

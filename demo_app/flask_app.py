@@ -12,16 +12,25 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 import background_core
 from flask_background import Background
 
+from . import telemetry
 from .api import RETRY_AFTER, TOO_LARGE, DemoApi, Reply
 from .payloads import MAX_REQUEST_BYTES
 
 
-def create_app(api: DemoApi) -> Flask:
+def create_app(api: DemoApi, *, otel: str | None = None) -> Flask:
     """The app, with its pool (``BACKGROUND_WORKERS = api.threads``) made by the extension.
 
     The extension's exit hook drains the pool at process exit; whoever stops the app
     earlier shuts it down (`servers` in gunicorn's ``worker_exit`` hook, tests at their end).
+
+    With `otel` (``--otel``: ``console`` or an OTLP/HTTP URL), OpenTelemetry's SDK is set
+    up in this process to export there (`telemetry.start`), Flask's official
+    instrumentation makes each request's span, and ``BACKGROUND_OTEL`` each email task's
+    span, in the request's trace. Call it in the process that serves (gunicorn's worker,
+    after the fork); `telemetry.stop` flushes the spans.
     """
+    if otel is not None:
+        telemetry.start(otel)
     app = Flask("demo_app")  # the package: its pool is named "demo_app" too
     # Werkzeug answers 413 for a Content-Length over this, before reading. A chunked body
     # (gunicorn lets it count those) it cuts at this length without a word (werkzeug
@@ -32,7 +41,10 @@ def create_app(api: DemoApi) -> Flask:
     app.config["BACKGROUND_RETRY_AFTER"] = RETRY_AFTER
     app.config["BACKGROUND_DRAIN_TIMEOUT"] = api.drain_timeout
     app.config["BACKGROUND_DASK_SCHEDULER"] = api.dask_scheduler
+    app.config["BACKGROUND_OTEL"] = otel is not None
     Background(app)
+    if otel is not None:
+        _instrument(app)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
 
@@ -68,6 +80,16 @@ def create_app(api: DemoApi) -> Flask:
         return _json(api.get_inbox())
 
     return app
+
+
+def _instrument(app: Flask) -> None:
+    """A span for each request but the page's polls, by OpenTelemetry's instrumentation."""
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor  # noqa: PLC0415
+
+    instrumentor = FlaskInstrumentor()
+    instrumentor.instrument_app(  # type: ignore[no-untyped-call]  # it has no annotations
+        app, excluded_urls=telemetry.EXCLUDED_URLS
+    )
 
 
 def pool_of(app: Flask) -> background_core.Background:

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+from . import telemetry
 from .farewell import draining, farewell
 from .flask_app import pool_of
 
@@ -100,10 +101,14 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
 
 
 def _drain(server: Any, worker: Any) -> None:
-    """gunicorn's ``worker_exit`` hook: send what was accepted, then say what was sent."""
+    """gunicorn's ``worker_exit`` hook: send what was accepted, then say what was sent, and
+    flush the spans (``--otel``), the last tasks' included."""
     app = worker.wsgi
-    if isinstance(app, Flask):  # None if the app failed to load
-        pool = pool_of(app)
-        draining(pool)
-        pool.shutdown()
-        farewell(pool)
+    try:
+        if isinstance(app, Flask):  # None if the app failed to load
+            pool = pool_of(app)
+            draining(pool)
+            pool.shutdown()
+            farewell(pool)
+    finally:
+        telemetry.stop()
