@@ -43,9 +43,10 @@ def stopped_mid_load(
     *,
     group: bool,
     path: str = "/fire/{i}",
+    ready: harness.Ready = answering,
 ) -> tuple[Server, harness.Stopped[int]]:
     server = launch(tmp_path, argv, config)
-    with harness.serving(server, ready=answering):
+    with harness.serving(server, ready=ready):
         stopped = harness.sigterm_mid_load(
             server, 500, after=250, parse=response_pid, signum=signum, group=group, path=path
         )
@@ -109,7 +110,10 @@ def granian(workers: int) -> list[str]:
 def test_granian_runs_every_answered_task(
     tmp_path: Path, workers: int, signum: int, group: bool
 ) -> None:
-    server, stopped = stopped_mid_load(tmp_path, granian(workers), CONFIG, signum, group=group)
+    ready = harness.logged("Started worker-", workers, then=answering)
+    server, stopped = stopped_mid_load(
+        tmp_path, granian(workers), CONFIG, signum, group=group, ready=ready
+    )
     assert stopped.code == 0, stopped.log
     ran = assert_stopped_cleanly(server, stopped, MARGIN)
     print(

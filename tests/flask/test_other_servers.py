@@ -10,8 +10,6 @@ The app is tests/flask/server_app.py, as in test_servers.py; see docs/servers.md
 from __future__ import annotations
 
 import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +70,10 @@ def granian(workers: int) -> list[str]:
 def test_granian_runs_every_answered_task(
     tmp_path: Path, workers: int, signum: int, group: bool
 ) -> None:
-    server, stopped = stopped_mid_load(tmp_path, granian(workers), CONFIG, signum, group=group)
+    ready = harness.logged("Started worker-", workers)
+    server, stopped = stopped_mid_load(
+        tmp_path, granian(workers), CONFIG, signum, group=group, ready=ready
+    )
     assert stopped.code == 0, stopped.log
     ran = assert_stopped_cleanly(server, stopped, MARGIN)
     print(
@@ -130,16 +131,8 @@ APP_READY = "WSGI app 0 (mountpoint='') ready"
 
 def apps_loaded(count: int) -> harness.Ready:
     """Ready once uWSGI loaded the app `count` times: with --lazy-apps each worker loads
-    it after the port is open, and a worker still loading misses a graceful stop
-    (uWSGI's, seen under CPU load: its master then waits for it without limit)."""
-
-    def ready(server: Server, deadline: float, timeout: float) -> None:
-        while server.output().count(APP_READY) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"uWSGI did not load the app {count} times:\n{server.output()}")
-            threading.Event().wait(0.05)
-
-    return ready
+    it after the port is open."""
+    return harness.logged(APP_READY, count)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])

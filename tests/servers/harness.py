@@ -113,6 +113,23 @@ def stop(
 Ready = Callable[[Server, float, float], None]
 
 
+def logged(text: str, count: int, then: Ready | None = None) -> Ready:
+    """Ready once the server's output holds `text` `count` times (each worker saying it
+    started, say), then `then`'s check. A worker still starting may miss a stop signal
+    sent to the group (granian's and uWSGI's, seen under CPU load), and its server then
+    waits for it without limit."""
+
+    def ready(server: Server, deadline: float, timeout: float) -> None:
+        while server.output().count(text) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not logged {count} times:\n{server.output()}")
+            threading.Event().wait(0.05)
+        if then is not None:
+            then(server, deadline, timeout)
+
+    return ready
+
+
 @contextmanager
 def serving(server: Server, ready: Ready, timeout: float = 20) -> Iterator[Server]:
     """Wait until the `launch`ed `server` listens and is `ready`, yield it, and kill it at
