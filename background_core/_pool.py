@@ -26,7 +26,7 @@ from ._errors import PoolClosed, QueueFull
 from ._future import SENDING, TaskFuture, new_future
 from ._ledger import Ledger
 from ._map import map_in_order
-from ._observe import observing, rejected
+from ._observe import observing, rejected, submitted
 from ._options import (
     BLOCK_TIMEOUT,
     ErrorHook,
@@ -287,13 +287,12 @@ class Background(ThreadPoolExecutor):
                 ledger.withdraw(future)
                 rejected(self._name, name)
                 raise
-        observer = observing.observer
-        if observer is not None:
-            observer.submitted(self._name, name)
         if external:
             assert self._executor is not None
             send(runner, future, self._executor)  # outside the lock: it may call back
-        elif inline:
+        if observing.observer is not None:  # after send(), which may refuse it
+            submitted(self._name, name)
+        if inline:
             self._run_inline(future, is_async)
         return future
 

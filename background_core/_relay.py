@@ -13,6 +13,7 @@ from contextvars import copy_context
 from typing import Any
 
 from ._future import TaskFuture
+from ._observe import rejected
 from ._run import HANDED_OVER, Runner
 
 
@@ -32,6 +33,7 @@ def send(
         if withdraw:
             with runner.ledger.lock:
                 runner.ledger.withdraw(future)
+            rejected(runner.pool_name, future.task_name)
         else:
             future.sent_to = None
         raise

@@ -122,6 +122,10 @@ class DrainReport:
 logger = logging.getLogger("background")
 
 
+LOGGED_TASKS = 100
+"""The most tasks one log record lists in its ``unfinished`` field."""
+
+
 def log_fields(
     pool: str | None,
     task_name: str | None = None,
@@ -145,7 +149,8 @@ def log_fields(
         task_id: The task's id within its pool.
         attempt: Which attempt of the task (1 for a task that was not retried).
         unfinished: Tasks a drain left unfinished: added as ``unfinished``, a list of
-            ``{"task_name", "task_id", "attempt", "state"}`` dicts, oldest first.
+            ``{"task_name", "task_id", "attempt", "state"}`` dicts for the oldest 100
+            (the `DrainReport` has them all), and ``unfinished_count``.
         **more: Further fields (``refused=3``). Their names must not be attributes of
             `logging.LogRecord` (``name``, ``message``, ``taskName``...): logging refuses
             those.
@@ -160,9 +165,11 @@ def log_fields(
         "attempt": attempt,
     }
     if unfinished is not None:
-        fields["unfinished"] = [
+        tasks = list(unfinished)
+        fields["unfinished_count"] = len(tasks)
+        fields["unfinished"] = [  # the oldest: one record must not grow with the backlog
             {"task_name": t.name, "task_id": t.id, "attempt": t.attempt, "state": t.state}
-            for t in unfinished
+            for t in tasks[:LOGGED_TASKS]
         ]
     fields.update(more)
     return fields

@@ -19,7 +19,7 @@ from ._call import call, call_async
 from ._context import Captured
 from ._future import TaskFuture
 from ._ledger import Ledger, Tally
-from ._observe import observing, watched
+from ._observe import finished, observing, watched
 from ._options import ErrorHook, FutureCallback
 from ._planned_future import PlannedFuture
 from ._report import UnretrievedFailure, log_failure, log_raised, task_info, task_name
@@ -191,9 +191,8 @@ class Runner:
                 future.finish(result, error)  # runs the future's done-callbacks
             except BaseException:
                 log_raised("a done-callback", future, self.pool_name)
-            observer = observing.observer
-            if observer is not None:
-                observer.finished(self.pool_name, future.task_name, error)
+            if observing.observer is not None:
+                finished(self.pool_name, future, error)
             if error is not None and self.on_error is not None:
                 self._report_failure(future, error, self.on_error)
             for callback in self.callbacks:

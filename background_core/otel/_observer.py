@@ -11,20 +11,21 @@ cost on every submission.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import TracerProvider
 
-from .._pool import open_pools
+from .._pool import running_pools
+from .._report import log_fields
 from .._version import __version__
+from ._attempt import Attempt
 
 SCOPE = "background"
 """The instrumentation scope's name, for tracers and meters."""
@@ -46,19 +47,26 @@ SUBMITTED, SUCCEEDED, FAILED, REJECTED = range(len(COUNTERS))
 
 Attributes = dict[str, Any]
 
+logger = logging.getLogger("background")
+
 
 class OpenTelemetryObserver:
     """The engine's `Observer` (see `background_core._observe`), recording through
-    OpenTelemetry's API. Thread-safe."""
+    OpenTelemetry's API. Thread-safe. What OpenTelemetry raises (a user's exporter, say)
+    is logged once and never reaches a task."""
 
     def __init__(
         self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None
     ) -> None:
-        self._tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
+        self.providers = (tracer_provider, meter_provider)
+        # The state first: a collection may come as soon as an instrument exists.
+        self._stopped = self._complained = False
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+        self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
         meter = metrics.get_meter(SCOPE, __version__, meter_provider)
         # Counted here and reported at collection (asynchronous counters): a synchronous
         # counter's add() costs microseconds, on the submitter's way.
-        self._counts: dict[tuple[str, str], list[int]] = {}
         for index, (event, description) in enumerate(COUNTERS):
             meter.create_observable_counter(
                 f"background.tasks.{event}", [self._reporter(index)], "{task}", description
@@ -69,26 +77,37 @@ class OpenTelemetryObserver:
             "Time an attempt waited in its pool's queue before it started.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self._duration = meter.create_histogram(
+        self.duration = meter.create_histogram(
             "background.task.duration",
             "s",
             "Time an attempt ran.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self._unfinished = meter.create_observable_up_down_counter(
+        meter.create_observable_up_down_counter(
             "background.task.count",
             [self._observe],
             "{task}",
             "Tasks in flight now, by state: queued, scheduled (waiting for their time) or running.",
         )
+
+    def _reset(self) -> None:
+        """Start counting afresh: at first, and in a forked child (whose pools start
+        afresh too; a lock held in the parent at the fork would never be released)."""
         self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], list[int]] = {}
         self._attributes: dict[tuple[str, str], Attributes] = {}
         self._seen: set[tuple[str, str]] = set()  # reported once: 0 when none are left
-        self._stopped = False
+        self._running: dict[tuple[str, int], Attempt] = {}  # attempts under way
 
     def stop(self) -> None:
-        """Record no more; the count's callback, which cannot be removed, reports nothing."""
+        """Record no more. The instruments stay with the meter (OpenTelemetry cannot
+        remove them), and report nothing until `resume`."""
         self._stopped = True
+
+    def resume(self) -> None:
+        """Record again, with the same instruments; the counters go on from where they
+        were (they are cumulative)."""
+        self._stopped = False
 
     # -- the engine's events ---------------------------------------------------------
 
@@ -98,11 +117,16 @@ class OpenTelemetryObserver:
     def rejected(self, pool: str, name: str) -> None:
         self._count(pool, name, REJECTED)
 
-    def attempt(self, pool: str, name: str, task_id: int, attempt: int, waited: float) -> _Attempt:
+    def attempt(
+        self, pool: str, name: str, task_id: int, attempt: int, waited: float
+    ) -> Attempt | None:
+        if self._stopped:
+            return None
         attributes = self._attributes_of(pool, name)
         self._queue_wait.record(waited, attributes)
-        return _Attempt(
+        return Attempt(
             self,
+            (pool, task_id),
             attributes,
             {
                 "messaging.system": "background",
@@ -118,12 +142,21 @@ class OpenTelemetryObserver:
             },
         )
 
-    def finished(self, pool: str, name: str, error: BaseException | None) -> None:
+    def finished(self, pool: str, name: str, task_id: int, error: BaseException | None) -> None:
         self._count(pool, name, SUCCEEDED if error is None else FAILED)
+        if error is not None:
+            # A sync task that timed out: its future failed at the deadline, while its
+            # thread still runs the attempt. Its span says so now.
+            with self._lock:
+                running = self._running.get((pool, task_id))
+            if running is not None:
+                running.fail(error)
 
     # -- helpers -----------------------------------------------------------------------
 
     def _count(self, pool: str, name: str, index: int) -> None:
+        if self._stopped:
+            return
         with self._lock:
             counts = self._counts.get((pool, name))
             if counts is None:
@@ -156,13 +189,14 @@ class OpenTelemetryObserver:
         before and gone since, so the count falls back to 0 rather than staying put.
 
         Costs a walk over every task in flight, once per collection (a minute by
-        default), not on any task's way.
+        default), not on any task's way. Pools that are shutting down count until their
+        drain ends: that is when their backlog matters.
         """
         if self._stopped:
             return []
         counts: Counter[tuple[str, str, str]] = Counter(
             (pool.name, task.name, task.state)
-            for pool in open_pools()
+            for pool in running_pools()
             for task in pool.unfinished()
         )
         with self._lock:
@@ -177,57 +211,23 @@ class OpenTelemetryObserver:
             for state in STATES
         ]
 
+    def track(self, key: tuple[str, int], attempt: Attempt) -> None:
+        """`attempt` of task `key` (pool, id) started."""
+        with self._lock:
+            self._running[key] = attempt
 
-class _Attempt:
-    """One attempt's span (current while it runs) and its duration."""
+    def untrack(self, key: tuple[str, int]) -> None:
+        """The attempt of task `key` ended."""
+        with self._lock:
+            self._running.pop(key, None)
 
-    __slots__ = ("_attributes", "_observer", "_span", "_span_attributes", "_started", "_token")
-
-    def __init__(
-        self, observer: OpenTelemetryObserver, attributes: Attributes, span_attributes: Attributes
-    ) -> None:
-        self._observer = observer
-        self._attributes = attributes
-        self._span_attributes = span_attributes
-
-    def __enter__(self) -> Span:
-        # Entered in the task's context: the current span is the submitter's.
-        parent = trace.get_current_span().get_span_context()
-        attributes = self._span_attributes
-        self._span = span = self._observer._tracer.start_span(
-            f"process {attributes['background.task.name']}",
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-            links=[Link(parent)] if parent.is_valid else None,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        self._token = otel_context.attach(trace.set_span_in_context(span))
-        self._started = time.perf_counter()
-        return span
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        elapsed = time.perf_counter() - self._started
-        span, attributes = self._span, self._attributes
-        try:
-            if error is not None:
-                error_type = _qualified_name(type(error))
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, error_type))  # not its message
-                span.set_attribute("error.type", error_type)
-                attributes = {**attributes, "error.type": error_type}
-            span.end()
-        finally:
-            otel_context.detach(self._token)
-            del self._span, self._token  # the span's ended: hold nothing past the attempt
-        self._observer._duration.record(elapsed, attributes)
-
-
-def _qualified_name(kind: type[BaseException]) -> str:
-    module = kind.__module__
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    def complain(self, what: str) -> None:
+        """Log what OpenTelemetry raised, the first time only (it may raise each time)."""
+        if not self._complained:
+            self._complained = True
+            logger.exception(
+                "OpenTelemetry raised while %s; the task goes on, and further errors of "
+                "the instrumentation are not logged",
+                what,
+                extra=log_fields(None),
+            )

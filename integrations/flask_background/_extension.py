@@ -126,13 +126,13 @@ class Background(Executor):
         check_count(retry_after, retry_key)
         pool_name = app.name if self.name == "default" else f"{app.name}.{self.name}"
         self._warn_of_unknown_keys(app, pool_name)
+        if switches["OTEL"]:  # before the Dask client: it fails first if not installed
+            _instrument()
         scheduler_key = f"{self.config_prefix}_DASK_SCHEDULER"
         scheduler = app.config.setdefault(scheduler_key, None)
         if scheduler is not None:
             options["executor"] = _dask_executor(scheduler, scheduler_key)
             options["own_executor"] = True  # its client closes when the pool shuts down
-        if switches["OTEL"]:
-            _instrument()
         if switches["SIGTERM_HANDLER"]:
             background_core.install_sigterm_handler()  # raises off the main thread
         else:

@@ -25,6 +25,7 @@ class Recorded:
     """What the instrumentation recorded, read through the SDK."""
 
     tracer_provider: TracerProvider
+    meter_provider: MeterProvider
     exporter: InMemorySpanExporter
     reader: InMemoryMetricReader
 
@@ -69,7 +70,7 @@ def recorded() -> Iterator[Recorded]:
     meter_provider = MeterProvider(metric_readers=[reader])
     instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     try:
-        yield Recorded(tracer_provider, exporter, reader)
+        yield Recorded(tracer_provider, meter_provider, exporter, reader)
     finally:
         uninstrument()
         meter_provider.shutdown()

@@ -8,14 +8,16 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import SpanKind, StatusCode
 
 from background_core import Background, QueueFull
 from background_core.otel import instrument, is_instrumented, uninstrument
-from tests.helpers import SECRET, WAIT, Gate, run_script
+from tests.helpers import SECRET, WAIT, Gate, run_script, wait_until
 
 from .conftest import Recorded
 
@@ -258,13 +260,151 @@ def test_nothing_is_recorded_once_uninstrumented(recorded: Recorded) -> None:
     assert recorded.points("background.task.count") == []
 
 
-def test_instrument_is_idempotent_and_the_first_providers_stay(recorded: Recorded) -> None:
-    instrument()  # the global providers: ignored while instrumented
+def test_instrument_again_with_the_same_providers_does_nothing_and_others_raise(
+    recorded: Recorded,
+) -> None:
+    instrument(tracer_provider=recorded.tracer_provider, meter_provider=recorded.meter_provider)
+    with pytest.raises(RuntimeError, match=r"uninstrument\(\) first"):
+        instrument()  # the global providers
     assert is_instrumented()
     with Background(1, name="mail") as bg:
         bg.submit(send_email, SECRET).result(timeout=WAIT)
     assert len(recorded.spans()) == 1
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_instrumented_again_the_counters_go_on(recorded: Recorded) -> None:
+    # OpenTelemetry keeps a meter's instruments, callbacks and all: a second instrument()
+    # on the same providers must not leave the counters to the first one's.
+    with Background(1, name="mail") as bg:
+        bg.submit(send_email, SECRET).result(timeout=WAIT)
+        uninstrument()
+        bg.submit(send_email, SECRET).result(timeout=WAIT)  # not recorded
+        instrument(tracer_provider=recorded.tracer_provider, meter_provider=recorded.meter_provider)
+        bg.submit(send_email, SECRET).result(timeout=WAIT)
+    assert recorded.value("background.tasks.submitted", pool="mail", task="send_email") == 2
+    assert recorded.value("background.tasks.succeeded", pool="mail", task="send_email") == 2
+    assert len(recorded.spans()) == 2
+
+
+class Raising:
+    """A span processor (or metric exporter's part) that raises: a user's, broken."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def on_start(self, span: object, parent_context: object = None) -> None:
+        if self.where == "start":
+            raise RuntimeError("exporter hiccup")
+
+    def on_end(self, span: object) -> None:
+        if self.where == "end":
+            raise RuntimeError("exporter hiccup")
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("where", ["start", "end"])
+def test_an_instrumentation_that_raises_never_reaches_the_task(
+    recorded: Recorded, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorded.tracer_provider.add_span_processor(Raising(where))  # type: ignore[arg-type]
+    sent = []
+
+    def send(address: str) -> str:
+        sent.append(address)
+        return "sent"
+
+    with Background(2, name="mail") as bg:
+        once = bg.task(name="send", retries=2, backoff=0.01)(send)
+        assert [once(SECRET).result(timeout=WAIT) for _ in range(3)] == ["sent"] * 3
+        assert bg.submit(asyncio.sleep, 0, "slept").result(timeout=WAIT) == "slept"
+    assert len(sent) == 3  # each ran once: no failure made up, no retry
+    assert recorded.value("background.tasks.succeeded", pool="mail", task="send") == 3
+    complaints = [r for r in caplog.records if "OpenTelemetry raised" in r.getMessage()]
+    assert len(complaints) == 1, complaints  # once, not per task
+    assert SECRET not in caplog.text
+
+
+class RaisingMeterProvider(NoOpMeterProvider):
+    """A meter provider whose histograms raise on every record: a user's, broken."""
+
+    def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+        meter = super().get_meter(*args, **kwargs)
+
+        class Histogram:
+            def record(self, *args: object, **kwargs: object) -> None:
+                raise RuntimeError("meter hiccup")
+
+        meter.create_histogram = lambda *a, **k: Histogram()  # type: ignore[method-assign]
+        return meter
+
+
+def test_a_meter_that_raises_never_reaches_the_task(caplog: pytest.LogCaptureFixture) -> None:
+    uninstrument()
+    instrument(meter_provider=RaisingMeterProvider())
+    try:
+        with Background(1, name="mail") as bg:
+            assert bg.submit(send_email, SECRET).result(timeout=WAIT) == "sent"
+            assert bg.submit(asyncio.sleep, 0, "slept").result(timeout=WAIT) == "slept"
+            assert isinstance(bg.submit(bounce, SECRET).exception(timeout=WAIT), OSError)
+        assert bg.stats().succeeded == 2
+        assert bg.stats().failed == 1
+    finally:
+        uninstrument()
+    assert any("raised" in r.getMessage() for r in caplog.records)
+
+
+def test_a_sync_task_that_times_out_has_its_span_in_error_at_the_deadline(
+    recorded: Recorded,
+) -> None:
+    gate = Gate()
+    with Background(1, name="mail") as bg, gate:  # the gate opens first
+        future = bg.task(name="slow", timeout=0.05)(gate)()
+        assert isinstance(future.exception(timeout=WAIT), TimeoutError)
+        assert recorded.value("background.tasks.failed", pool="mail", task="slow") == 1
+    (span,) = recorded.spans("process slow")  # ended when its thread returned
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "TimeoutError"
+    failed = recorded.value(
+        "background.task.duration", pool="mail", task="slow", **{"error.type": "TimeoutError"}
+    )
+    assert failed == 1
+
+
+def test_a_task_an_executor_refuses_is_counted_rejected(recorded: Recorded) -> None:
+    executor = ThreadPoolExecutor(1)
+    executor.shutdown()
+    with Background(1, name="mail", executor=executor) as bg:
+        with pytest.raises(RuntimeError):
+            bg.submit(send_email, SECRET)
+        assert bg.stats().rejected == 1
+    assert recorded.value("background.tasks.rejected", pool="mail", task="send_email") == 1
+    assert recorded.value("background.tasks.submitted", pool="mail", task="send_email") is None
+
+
+def test_the_count_goes_on_while_a_pool_drains(recorded: Recorded) -> None:
+    gate = Gate()
+    bg = Background(1, name="mail", drain_timeout=WAIT)
+    bg.submit(gate)
+    assert gate.started.wait(WAIT)
+    bg.submit(send_email, SECRET)
+    closing = threading.Thread(target=bg.shutdown)
+    closing.start()
+    try:
+        wait_until(lambda: bg.closed, "the pool closed")
+        state = "background.task.state"
+        count = "background.task.count"
+        assert recorded.value(count, pool="mail", task="send_email", **{state: "queued"}) == 1
+        assert recorded.value(count, pool="mail", task="Gate", **{state: "running"}) == 1
+    finally:
+        gate.open()
+        closing.join(WAIT)
 
 
 def test_nothing_of_the_instrumentation_is_imported_when_off(tmp_path: Path) -> None:
