@@ -115,7 +115,7 @@ class Attempt:
         finally:
             if self._token is not None:
                 otel_context.detach(self._token)  # type: ignore[arg-type]
-            self._span = self._token = None  # hold nothing past the attempt
+            self._span = self._token = self._error = None  # hold nothing past the attempt
 
     @staticmethod
     def _mark(span: Span, error: BaseException) -> None:
