@@ -127,7 +127,7 @@ def ours_otel(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
     from background_core import Background
-    from background_core.otel import instrument
+    from background_core.otel import instrument, uninstrument
 
     class Dropped(SpanExporter):  # what an exporter costs is the app's, not ours
         def export(self, spans: object) -> SpanExportResult:
@@ -138,7 +138,10 @@ def ours_otel(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     pool = Background(workers, name="bench", drain_timeout=300)
-    yield pool.submit, pool.shutdown
+    try:
+        yield pool.submit, pool.shutdown
+    finally:
+        uninstrument()
 
 
 CONTENDERS = {

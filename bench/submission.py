@@ -109,7 +109,8 @@ def run(quick: bool = False, baseline: str | None = BASELINE) -> Section:
         "cancelled at shutdown; nothing runs, so no throughput.",
         "OpenTelemetry on: instrument() with the SDK's TracerProvider (a batch processor "
         "and an exporter that drops the spans) and MeterProvider (an in-memory reader): "
-        "a counter per submission, a span and two histograms per task.",
+        "each submission counted (reported at collection), a span and two histogram "
+        "records per task.",
     ]
     if tree:
         ab = median(pair_ratios(submit["background"], submit["baseline"]))
