@@ -245,9 +245,9 @@ def new_future(  # noqa: PLR0917  (positional: once per submission, the hot path
         future._state = PENDING
         future._result = None
         future._exception = None
-        future._lock = allocate_lock()
     else:
         Future.__init__(future)
+    future._lock = allocate_lock()  # a PlannedFuture's attempts use it in both modes
     future.task_name = name
     future.submitted = submitted
     future.started = 0.0

@@ -260,6 +260,22 @@ def check_waiter_races() -> None:
     assert stats.cancelled == len(cancelled), (stats, len(cancelled))
 
 
+def check_planned() -> None:
+    # A task with options keeps its own lock for its attempts, in either future mode.
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 2:
+            raise ConnectionError("down")
+        return "up"
+
+    with pool(1, "planned") as bg:
+        assert bg.task(retries=1, backoff=0.01)(flaky)().result(timeout=WAIT) == "up"
+        late = bg.using(delay=0.01).submit(int, "7")
+        assert late.result(timeout=WAIT) == 7
+
+
 CHECKS = (
     check_mode,
     check_result_exception_done_running,
@@ -268,6 +284,7 @@ CHECKS = (
     check_wait_and_as_completed,
     check_wrap_future,
     check_waiter_races,
+    check_planned,
 )
 
 
