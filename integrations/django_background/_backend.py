@@ -166,6 +166,19 @@ class Shared:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
 
+    @property
+    def made(self) -> Background | None:
+        """The pool if it was made (by a first use, or a server's startup), else None."""
+        with self._lock:
+            return self._pool
+
+    def forget(self, pool: Background) -> None:
+        """Make a new pool at the next use, if `pool`, shut down, is still this one's: an
+        ASGI lifespan may start again in the same process (tests). Results are kept."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+
 
 _shared: dict[Config, Shared] = {}
 _shared_lock = threading.Lock()
@@ -178,6 +191,12 @@ def shared_for(config: Config) -> Shared:
         if found is None:
             found = _shared[config] = Shared(config)
         return found
+
+
+def every_shared() -> list[Shared]:
+    """What the backends of this process share, one per configuration used so far."""
+    with _shared_lock:
+        return list(_shared.values())
 
 
 def _settings_changed(*, setting: str, **kwargs: object) -> None:

@@ -19,7 +19,7 @@ except ModuleNotFoundError as missing:
     ) from missing
 
 try:
-    from django.tasks import TaskContext, TaskResult, TaskResultStatus
+    from django.tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import Task, TaskError
     from django.tasks.exceptions import TaskResultDoesNotExist
@@ -30,7 +30,7 @@ except ModuleNotFoundError:
         # Importing its checks registers the framework's system check (which calls each
         # backend's check()), as importing django.tasks does in Django 6.
         import django_tasks.checks  # noqa: F401
-        from django_tasks import TaskContext, TaskResult, TaskResultStatus
+        from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
         from django_tasks.backends.base import BaseTaskBackend
         from django_tasks.base import Task, TaskError
         from django_tasks.exceptions import TaskResultDoesNotExist
@@ -51,6 +51,7 @@ __all__ = (
     "TaskResultDoesNotExist",
     "TaskResultStatus",
     "normalize_json",
+    "task_backends",
     "task_enqueued",
     "task_finished",
     "task_started",
