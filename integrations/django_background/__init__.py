@@ -17,6 +17,9 @@
     # views.py
     result = send_welcome.enqueue(user.id)  # runs in a background thread of this process
 
+    # asgi.py, under uvicorn: drain the pools at the server's shutdown
+    application = django_background.lifespan(get_asgi_application())
+
 Django 6's ``django.tasks``, or on Django 5.2 the ``django-tasks`` backport: the same API.
 """
 
@@ -26,6 +29,7 @@ from background_core import __version__ as __version__
 
 from . import _compat  # noqa: F401  (first: the one check that Django's tasks API is installed)
 from ._backend import BackgroundBackend as BackgroundBackend
+from ._lifespan import lifespan as lifespan
 from ._middleware import QueueFullMiddleware as QueueFullMiddleware
 
-__all__ = ("BackgroundBackend", "QueueFullMiddleware")
+__all__ = ("BackgroundBackend", "QueueFullMiddleware", "lifespan")
