@@ -1,0 +1,10 @@
+"""``gunicorn wsgi:application``; ``manage.py runserver`` finds it through the settings."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+application = get_wsgi_application()
