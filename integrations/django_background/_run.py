@@ -37,13 +37,9 @@ logger = logging.getLogger("background")
 # a sync_to_async call under way) must not reach the task with the other context
 # variables: the task's own sync_to_async calls would go to that request's thread, gone
 # when the request ends, or refuse to run ("would deadlock").
-ASGIREF_CONTEXTVARS: tuple[ContextVar[Any], ...] = tuple(
-    var
-    for var in (
-        getattr(SyncToAsync, "thread_sensitive_context", None),
-        getattr(SyncToAsync, "deadlock_context", None),
-    )
-    if isinstance(var, ContextVar)
+ASGIREF_CONTEXTVARS: tuple[ContextVar[Any], ...] = (
+    SyncToAsync.thread_sensitive_context,  # asgiref 3.8, the oldest Django 5.2 takes, has both
+    SyncToAsync.deadlock_context,
 )
 
 
