@@ -10,18 +10,18 @@ worker thread never keeps a connection past its ``CONN_MAX_AGE`` nor reuses a br
 
 from __future__ import annotations
 
-from concurrent.futures import CancelledError, Future
+import logging
 from contextvars import ContextVar
-from traceback import format_exception
 from typing import Any
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import close_old_connections
 from django.utils import timezone
 
+from background_core import ErrorHook, TaskInfo, log_fields
+
 from ._compat import (
     TaskContext,
-    TaskError,
     TaskResult,
     TaskResultStatus,
     normalize_json,
@@ -31,19 +31,15 @@ from ._compat import (
 )
 from ._results import Results
 
-_NEVER_STARTED = "the task never started: its pool was shut down first"
+logger = logging.getLogger("background")
 
 # asgiref's state of the call chain that enqueued (an ASGI request's thread for sync code,
 # a sync_to_async call under way) must not reach the task with the other context
 # variables: the task's own sync_to_async calls would go to that request's thread, gone
 # when the request ends, or refuse to run ("would deadlock").
-ASGIREF_CONTEXTVARS: tuple[ContextVar[Any], ...] = tuple(
-    var
-    for var in (
-        getattr(SyncToAsync, "thread_sensitive_context", None),
-        getattr(SyncToAsync, "deadlock_context", None),
-    )
-    if isinstance(var, ContextVar)
+ASGIREF_CONTEXTVARS: tuple[ContextVar[Any], ...] = (
+    SyncToAsync.thread_sensitive_context,  # asgiref 3.8, the oldest Django 5.2 takes, has both
+    SyncToAsync.deadlock_context,
 )
 
 
@@ -52,12 +48,11 @@ class TaskRun:
 
     A failure is recorded in the result as Django records it, and Django's own
     ``task_finished`` receivers log it (at ERROR, with its traceback). It is still raised
-    to the pool, which counts the task as failed; `settled` then tells the pool that the
-    failure was dealt with, so it is logged once. Anything else that escapes (a signal
-    receiver that raises after the result was recorded) the pool logs itself.
+    to the pool, which counts the task as failed, and whose ``on_error`` (`failure_hook`)
+    does not log it again.
     """
 
-    __slots__ = ("announced", "recorded", "result", "results", "sender", "worker_id")
+    __slots__ = ("announced", "result", "results", "sender", "worker_id")
 
     def __init__(self, result: TaskResult, results: Results, sender: type, worker_id: str) -> None:
         self.result = result
@@ -65,7 +60,6 @@ class TaskRun:
         self.sender = sender  # the backend's class, as Django's backends send their signals
         self.worker_id = worker_id
         self.announced = False
-        self.recorded = False
 
     def announce(self) -> None:
         """Send ``task_enqueued``, once: from the enqueuing thread after the pool took the
@@ -104,13 +98,6 @@ class TaskRun:
             raise
         await sync_to_async(self.succeeded)(value)
 
-    def settled(self, future: Future[Any]) -> None:
-        """The pool is done with the task: its future's done-callback."""
-        if future.cancelled():
-            self.cancelled()
-        elif self.recorded:
-            future.exception()  # retrieved: Django's receivers logged it; the pool need not
-
     # -- the result's changes, as ImmediateBackend makes them --------------------------
 
     def arguments(self) -> tuple[Any, ...]:
@@ -124,7 +111,7 @@ class TaskRun:
         now = timezone.now()
         self.results.change(
             self.result,
-            append=("worker_ids", self.worker_id),
+            worker_id=self.worker_id,
             status=TaskResultStatus.RUNNING,
             started_at=now,
             last_attempted_at=now,
@@ -148,13 +135,12 @@ class TaskRun:
         self.results.change(
             self.result,
             finished=True,
-            append=("errors", task_error(error)),
+            error=error,
             finished_at=timezone.now(),
             status=TaskResultStatus.FAILED,
         )
         task_finished.send(self.sender, task_result=self.result)
         close_old_connections()
-        self.recorded = True  # from here on, only the task's own failure escapes
 
     def failed_elsewhere(self, error: BaseException) -> None:
         """`failed`, in another thread than the one that caught `error`: handled again
@@ -164,23 +150,21 @@ class TaskRun:
         except BaseException:
             self.failed(error)
 
-    def cancelled(self) -> None:
-        """The pool cancelled the task before it started (at shutdown): Django's FAILED
-        means "raised, or was unable to start". No signal: the shutdown logs it."""
-        if not self.result.is_finished:
-            self.results.change(
-                self.result,
-                finished=True,
-                append=("errors", task_error(CancelledError(_NEVER_STARTED))),
-                finished_at=timezone.now(),
-                status=TaskResultStatus.FAILED,
+
+def failure_hook(results: Results, pool: str) -> ErrorHook:
+    """The pool's ``on_error``: a failure recorded in a result was logged by Django's
+    ``task_finished`` receivers, so it is not logged again; anything else that escaped a
+    task (a receiver that raised) is logged as the pool logs failures."""
+
+    def on_error(error: BaseException, task: TaskInfo) -> None:
+        if not results.recorded(error):
+            logger.error(
+                "task %r (id %d) in pool %r failed",
+                task.name,
+                task.id,
+                pool,
+                exc_info=(type(error), error, error.__traceback__),
+                extra=log_fields(pool, task.name, task.id, task.attempt),
             )
 
-
-def task_error(error: BaseException) -> TaskError:
-    """`error` as Django records it: its class's import path and its traceback."""
-    kind = type(error)
-    return TaskError(
-        exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
-        traceback="".join(format_exception(error)),
-    )
+    return on_error

@@ -324,6 +324,25 @@ def test_a_full_queue_raises_queue_full_and_keeps_no_result() -> None:
         assert backend.pool.stats().submitted == 2
 
 
+def test_a_task_cancelled_at_shutdown_is_failed_as_unable_to_start() -> None:
+    with backend_with(workers=1) as backend, Gate() as gate:
+        tasks.GATES["shutdown"] = gate
+        running = tasks.wait_at.enqueue("shutdown")
+        assert gate.started.wait(WAIT)
+        queued = tasks.add.enqueue(1, 1)
+        backend.pool.shutdown(wait=False, cancel_futures=True)
+        gate.open()
+        finish(backend)
+        assert backend.get_result(running.id).status == Status.SUCCESSFUL  # it had started
+        queued.refresh()
+    assert queued.status == Status.FAILED
+    assert queued.started_at is None
+    assert queued.worker_ids == []
+    [error] = queued.errors
+    assert error.exception_class_path == "concurrent.futures._base.CancelledError"
+    assert "never started" in error.traceback
+
+
 class EagerModeTests(SimpleTestCase):
     """Eager mode, the way a Django test suite uses it: ``override_settings``."""
 
