@@ -25,6 +25,10 @@ class QueueFullMiddleware:
     """
 
     retry_after: int = RETRY_AFTER
+    # Django's flags: without async_capable, Django runs the middleware of an ASGI
+    # request in a thread of its own, whatever __init__ marks.
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import SyncToAsync, iscoroutinefunction
+from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client
 
@@ -67,3 +68,11 @@ def test_an_async_stack_stays_async() -> None:
     middleware = QueueFullMiddleware(view)
     assert iscoroutinefunction(middleware)
     assert asyncio.run(middleware(HttpRequest())).content == b"async"
+
+
+def test_django_builds_an_asgi_stack_with_no_thread_for_it() -> None:
+    # Django reads the class's async_capable: without it, each ASGI request would run the
+    # middleware in a thread of its own, calling back into the loop. Under daphne, a
+    # request in flight at SIGTERM then left that thread waiting forever: no exit.
+    chain = ASGIHandler()._middleware_chain  # MIDDLEWARE is this middleware alone
+    assert not isinstance(chain, SyncToAsync)
