@@ -1,8 +1,8 @@
 """The one place that imports Django's tasks API, and says what to install without it.
 
 Django 6 ships it as ``django.tasks`` (Python 3.12 and later); on Django 5.2 the
-``django-tasks`` backport (0.12 or later) has the same API as ``django_tasks``. The two
-differ only in where the JSON normalizer lives and in the names of exceptions this
+``django-tasks`` backport (0.12 or later) has the same API under the name ``django_tasks``.
+The two differ only in where the JSON normalizer lives and in the names of exceptions this
 adapter never raises.
 """
 
