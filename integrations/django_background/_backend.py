@@ -28,6 +28,7 @@ from ._compat import BaseTaskBackend, Task, TaskResult, TaskResultStatus
 from ._options import Config, read_options
 from ._results import Results
 from ._run import ASGIREF_CONTEXTVARS, TaskRun, failure_hook
+from ._settings import unread_settings
 
 
 class BackgroundBackend(BaseTaskBackend):  # type: ignore[misc]
@@ -124,8 +125,11 @@ class BackgroundBackend(BaseTaskBackend):  # type: ignore[misc]
         return self.get_result(result_id)
 
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
-        """Django's system check of this backend: one error per wrong ``OPTIONS`` key."""
-        return [checks.Error(problem, id="django_background.E001") for problem in self._problems]
+        """Django's system check of this backend: one error per wrong ``OPTIONS`` key, and
+        a warning if ``BACKGROUND_SIGTERM_HANDLER`` would go unread."""
+        errors = [checks.Error(problem, id="django_background.E001") for problem in self._problems]
+        unread = [checks.Warning(text, id="django_background.W001") for text in unread_settings()]
+        return [*errors, *unread]
 
     def _shared(self) -> Shared:
         if self._config is None:

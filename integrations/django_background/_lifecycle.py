@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from background_core import Background, install_sigterm_handler, log_fields, warn_if_unguarded
@@ -23,11 +22,11 @@ from background_core import Background, install_sigterm_handler, log_fields, war
 from ._backend import BackgroundBackend, every_shared
 from ._compat import task_backends
 from ._options import read_options
+from ._settings import SIGTERM_SETTING, sigterm_handler_wanted
 
 logger = logging.getLogger("background")
 
-SIGTERM_SETTING = "BACKGROUND_SIGTERM_HANDLER"
-FIX = f"Set {SIGTERM_SETTING} = True in settings (with 'django_background' in INSTALLED_APPS)"
+FIX = f"Set {SIGTERM_SETTING} = True in settings"
 
 
 def backends() -> list[BackgroundBackend]:
@@ -76,12 +75,7 @@ def guard_sigterm() -> None:
         ImproperlyConfigured: ``BACKGROUND_SIGTERM_HANDLER`` is not True or False, or is
             True and Django was set up off the main thread.
     """
-    install = getattr(settings, SIGTERM_SETTING, False)
-    if not isinstance(install, bool):
-        raise ImproperlyConfigured(
-            f"{SIGTERM_SETTING} must be True or False, got {type(install).__name__}"
-        )
-    if install:
+    if sigterm_handler_wanted():
         try:
             install_sigterm_handler()
         except RuntimeError as error:  # off the main thread: it says so

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import pytest
 from django.apps import apps
+from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
@@ -219,7 +221,21 @@ def test_runserver_without_the_reloader_warns_at_startup(
     assert messages == [
         "manage.py runserver --noreload installs no SIGTERM handler: a SIGTERM would end this "
         "process at once, with the tasks still queued in pool 'django' lost. Set "
-        "BACKGROUND_SIGTERM_HANDLER = True in settings (with 'django_background' in "
-        "INSTALLED_APPS) to drain them first."
+        "BACKGROUND_SIGTERM_HANDLER = True in settings to drain them first."
     ]
     assert caplog.records[0].pool == "django"  # type: ignore[attr-defined]
+
+
+def test_the_checks_say_when_the_setting_goes_unread() -> None:
+    backend = api.task_backends["default"]
+    assert backend.check() == []
+    without_the_app = [app for app in settings.INSTALLED_APPS if app != "django_background"]
+    with override_settings(BACKGROUND_SIGTERM_HANDLER=True):
+        assert backend.check() == []
+        with override_settings(INSTALLED_APPS=without_the_app):
+            [warning] = backend.check()
+    assert warning.id == "django_background.W001"
+    assert warning.level == checks.WARNING
+    assert warning.msg.startswith(
+        "BACKGROUND_SIGTERM_HANDLER = True, but 'django_background' is not in INSTALLED_APPS"
+    )

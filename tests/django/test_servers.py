@@ -9,6 +9,7 @@ their tasks wrote.
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -109,12 +110,14 @@ def response_pid(body: str) -> int:
     return int(match[1])
 
 
-def signal_mid_load(server: Server, signum: int = signal.SIGTERM) -> Stopped[int]:
-    """Fire REQUESTS tasks, send `signum` to the main process after SIGNAL_AFTER answers,
-    wait for it to exit, and check that every answered task ran exactly once, in the
-    process that answered, and that the drain had work to do."""
+def signal_mid_load(
+    server: Server, signum: int = signal.SIGTERM, *, group: bool = False
+) -> Stopped[int]:
+    """Fire REQUESTS tasks, send `signum` to the main process (with `group`, to its process
+    group) after SIGNAL_AFTER answers, wait for it to exit, and check that every answered
+    task ran exactly once, in the process that answered, and that the drain had work."""
     stopped = harness.sigterm_mid_load(
-        server, REQUESTS, after=SIGNAL_AFTER, parse=response_pid, signum=signum
+        server, REQUESTS, after=SIGNAL_AFTER, parse=response_pid, signum=signum, group=group
     )
     assert_stopped_cleanly(server, stopped, MARGIN)
     assert_ran_where_served(server, stopped.load.answered)
@@ -191,22 +194,22 @@ def test_uvicorn_without_the_lifespan_loses_the_queued_tasks(tmp_path: Path) -> 
 def test_runserver_noreload_sigterm_with_the_handler_drains(tmp_path: Path) -> None:
     config = {"BACKGROUND_SIGTERM_HANDLER": "true"}
     with serving(tmp_path, runserver("--noreload"), config) as server:
-        stopped = signal_mid_load(server)
+        stopped = signal_mid_load(server, group=True)
 
     # The handler drains, then ends the process by SIGTERM as it would have.
     assert stopped.code == -signal.SIGTERM, stopped.log
     assert "installs no SIGTERM handler" not in stopped.log, stopped.log
-    report("runserver --noreload, SIGTERM", server, stopped)
+    report("runserver --noreload, SIGTERM to the group", server, stopped)
 
 
 def test_runserver_noreload_ctrl_c_drains(tmp_path: Path) -> None:
     with serving(tmp_path, runserver("--noreload")) as server:
         # Without the handler, the library says at startup what a SIGTERM would do.
         assert "Set BACKGROUND_SIGTERM_HANDLER = True" in server.output(), server.output()
-        stopped = signal_mid_load(server, signal.SIGINT)
+        stopped = signal_mid_load(server, signal.SIGINT, group=True)  # as from a terminal
 
     assert stopped.code == 0, stopped.log
-    report("runserver --noreload, Ctrl-C", server, stopped)
+    report("runserver --noreload, Ctrl-C to the group", server, stopped)
 
 
 # -- runserver with the autoreloader ---------------------------------------------------------
@@ -285,7 +288,7 @@ def written_when_logged(server: Server, text: str) -> int:
 def new_child(server: Server, old: int) -> bool:
     try:
         status, body = get(server.port, "/pid", timeout=2)
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return False
     return status == 200 and int(body) != old
 
