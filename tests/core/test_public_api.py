@@ -65,11 +65,13 @@ def test_the_core_package_never_imports_dask() -> None:
 def test_every_package_says_the_installed_version() -> None:
     import importlib.metadata
 
+    import django_background
     import fastapi_background
     import flask_background
 
     installed = importlib.metadata.version("background")
-    for package in (background, background_core, flask_background, fastapi_background):
+    adapters = (flask_background, fastapi_background, django_background)
+    for package in (background, background_core, *adapters):
         assert package.__version__ == installed, package.__name__
 
 
@@ -78,6 +80,7 @@ def test_every_package_says_the_installed_version() -> None:
     [
         ("flask_background", "flask", "flask_background needs Flask: pip install flask"),
         ("fastapi_background", "starlette", "fastapi_background needs Starlette"),
+        ("django_background", "django", "django_background needs Django: pip install django"),
         ("background_core.dask", "distributed", "pip install distributed, or install"),
     ],
 )
@@ -94,3 +97,24 @@ def test_an_adapter_without_its_framework_names_what_to_install(
     assert last_line.startswith(("ModuleNotFoundError: ", "ImportError: ")), run.stderr
     assert hint in last_line, run.stderr
     assert "extra" in last_line
+
+
+def test_django_background_without_a_tasks_framework_names_what_to_install() -> None:
+    # Django 5.2 without the backport: neither django.tasks nor django_tasks.
+    code = (
+        "import sys; sys.modules['django.tasks'] = sys.modules['django_tasks'] = None; "
+        "import django_background"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    last_line = run.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ImportError: django_background needs Django's tasks"), run.stderr
+    assert "pip install django-tasks" in last_line
+    assert "'django' extra" in last_line
+
+
+def test_django_background_all_matches_public_names() -> None:
+    import django_background
+
+    assert set(django_background.__all__) == _public(django_background)

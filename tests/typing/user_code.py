@@ -16,6 +16,7 @@ from typing_extensions import assert_type
 
 import background
 import background_core
+import django_background
 import fastapi_background
 import flask_background
 from background_core.dask import DaskExecutor, dask_executor
@@ -96,6 +97,12 @@ composed = FastAPI(lifespan=lifespan(app_lifespan, workers=2, drain_timeout=5.0)
 async def signup(email: str, bg: BackgroundDep) -> dict[str, str]:
     assert_type(bg.submit(send_email.__wrapped__, email, "Hi", "there"), Future[None])
     return {"status": "queued"}
+
+
+# -- Django: django_background.lifespan takes any ASGI application (Django's is untyped) --
+
+asgi_app = django_background.lifespan(Starlette())
+wrapped_twice = django_background.lifespan(asgi_app)
 
 
 # -- Dask --------------------------------------------------------------------------------
