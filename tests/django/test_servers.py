@@ -105,6 +105,11 @@ def runserver(*options: str) -> list[str]:
 
 
 def response_pid(body: str) -> int:
+    if not body:
+        # runserver's request threads are daemons: a response under way when the process
+        # exits is cut off after its headers (no Content-Length tells the client). Not
+        # answered, then.
+        raise http.client.IncompleteRead(b"")
     match = re.fullmatch(r"ok (\d+)", body)
     if not match:
         pytest.fail(f"unexpected response {body!r}")

@@ -215,7 +215,11 @@ def fire(
                 if status != 200:
                     load.failed.append((i, f"HTTP {status} {body!r}"))
                     return
-                load.answered[i] = parse(body)
+                try:
+                    load.answered[i] = parse(body)
+                except http.client.IncompleteRead as exc:  # `parse` saw the body cut off
+                    load.failed.append((i, repr(exc)))
+                    return
                 trigger = then is not None and len(load.answered) == after
             if trigger:
                 assert then is not None
