@@ -107,8 +107,8 @@ def _drain(server: Any, worker: Any) -> None:
     try:
         if isinstance(app, Flask):  # None if the app failed to load
             pool = pool_of(app)
-            draining(pool)
+            draining(pool.stats(), pool.drain_timeout)
             pool.shutdown()
-            farewell(pool)
+            farewell(pool.stats())
     finally:
         telemetry.stop()
