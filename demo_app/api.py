@@ -1,20 +1,34 @@
-"""The HTTP API both apps serve, free of any framework.
+"""The HTTP API the three apps serve, free of any framework.
 
 Each method takes what a request carries (the pool, the raw body) and returns the status
-and the JSON to answer; the FastAPI and Flask apps only route requests here and wrap the
-result in their own response type.
+and the JSON to answer; the FastAPI, Flask and Django apps only route requests here and
+wrap the result in their own response type.
+
+What sends the emails is a `Sender`: the pool itself for FastAPI and Flask (`PoolSender`:
+each email a task of the pool, with the engine's retries), or Django's own tasks on the
+backend's pool (`demo_app.django_views.EmailTasks`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from background_core import Background, PoolClosed, QueueFull, Submitter
+from background_core import (
+    Background,
+    PoolClosed,
+    QueueFull,
+    Stats,
+    Submitter,
+    TaskOptions,
+    task_options,
+)
 
 from . import page
 from .mail import RETRY_ON, Email, SmtpSettings, new_id, send_email
-from .outbox import Outbox
+from .outbox import Outbox, Tracked
 from .payloads import (
     MAX_BODY,
     MAX_REQUEST_BYTES,
@@ -52,6 +66,13 @@ BACKOFF = 0.5
 BACKOFF_MAX = 4.0
 """The longest wait between two attempts, in seconds."""
 
+RETRYING: TaskOptions = task_options(
+    retries=RETRIES, retry_on=RETRY_ON, backoff=BACKOFF, backoff_max=BACKOFF_MAX
+)
+"""The retries above as the pool's task options: what `DemoApi.sending` submits with, and
+what the Django app, whose tasks take no such options, follows itself (its
+`TaskOptions.wait_before` gives the same backoff)."""
+
 
 def too_many_scheduled(max_queue: int) -> dict[str, object]:
     """The 503's answer when `max_queue` emails already wait for their time."""
@@ -68,6 +89,47 @@ def queue_full(max_queue: int, refused: int) -> dict[str, object]:
         f"{refused} {'was' if refused == 1 else 'were'} refused. Retry in {RETRY_AFTER} s.",
         "retry_after": RETRY_AFTER,
     }
+
+
+class Sender(Protocol):
+    """What the endpoints hand each accepted email to, and ask about the emails."""
+
+    def send(self, email: Email, delay: float) -> None:
+        """Queue `email`, to be sent `delay` seconds from now (0: at once), and follow it.
+
+        Raises:
+            PoolClosed: The server is stopping.
+            QueueFull: ``max_queue`` emails wait already.
+        """
+
+    def find(self, email_id: str) -> Tracked | None:
+        """Where the email `email_id` is, or None if it is unknown or forgotten."""
+
+    def stats(self) -> Stats:
+        """The pool's counters, each email counted once (``GET /stats``)."""
+
+
+@dataclass(frozen=True)
+class PoolSender:
+    """FastAPI's and Flask's `Sender`: each email a task of `pool`, submitted with the
+    retries of `RETRYING`, followed by its future in ``api.outbox``."""
+
+    api: DemoApi
+    pool: Background
+
+    @functools.cached_property
+    def _at_once(self) -> Submitter:
+        return self.api.sending(self.pool)  # made once for a burst's emails
+
+    def send(self, email: Email, delay: float) -> None:
+        sending = self.api.sending(self.pool, delay) if delay else self._at_once
+        self.api.outbox.add(email.id, sending.submit(send_email, self.api.smtp, email))
+
+    def find(self, email_id: str) -> Tracked | None:
+        return self.api.outbox.get(email_id, self.pool.scheduled)
+
+    def stats(self) -> Stats:
+        return self.pool.stats()
 
 
 @dataclass(frozen=True)
@@ -110,44 +172,48 @@ class DemoApi:
         `Planner.run` keeps the future in a reference cycle.)
         """
         return pool.using(
-            retries=RETRIES,
-            retry_on=RETRY_ON,
-            backoff=BACKOFF,
-            backoff_max=BACKOFF_MAX,
+            retries=RETRYING.retries,
+            retry_on=RETRYING.retry_on,
+            backoff=RETRYING.backoff,
+            backoff_max=RETRYING.backoff_max,
             delay=delay,
         )
 
-    def post_email(self, pool: Background, raw: bytes) -> Reply:
+    def sender(self, via: Background | Sender) -> Sender:
+        """`via` as a `Sender`: a pool (FastAPI's, Flask's) becomes a `PoolSender`."""
+        return PoolSender(self, via) if isinstance(via, Background) else via
+
+    def post_email(self, via: Background | Sender, raw: bytes) -> Reply:
         """``POST /emails``: queue one email, or schedule it ``"delay"`` seconds from now;
         202 ``{"id"}``, or 4xx naming the field."""
         try:
             request = parse_email_request(raw)
         except InvalidPayload as invalid:
             return invalid.status, invalid.to_json()
+        sender = self.sender(via)
         # The pool's max_queue bounds the queue, not the tasks waiting for their time.
-        if request.delay and pool.stats().scheduled >= self.max_queue:
+        if request.delay and sender.stats().scheduled >= self.max_queue:
             return 503, too_many_scheduled(self.max_queue)
         email = Email(new_id(), self.smtp.sender, request.to, request.subject, request.body)
         try:
-            future = self.sending(pool, request.delay).submit(send_email, self.smtp, email)
+            sender.send(email, request.delay)
         except PoolClosed:
             return STOPPING
         except QueueFull:
             return 503, queue_full(self.max_queue, 1)
-        self.outbox.add(email.id, future)
         return 202, {"id": email.id}
 
-    def post_bulk(self, pool: Background, raw: bytes) -> Reply:
+    def post_bulk(self, via: Background | Sender, raw: bytes) -> Reply:
         """``POST /emails/bulk``: queue `count` emails; 202 ``{"queued", "ids"}``."""
         try:
             request = parse_bulk_request(raw)
         except InvalidPayload as invalid:
             return invalid.status, invalid.to_json()
         ids: list[str] = []
-        sending = self.sending(pool)
+        sender = self.sender(via)
         try:
             for email in self._burst(request):
-                self.outbox.add(email.id, sending.submit(send_email, self.smtp, email))
+                sender.send(email, 0.0)
                 ids.append(email.id)
         except PoolClosed:
             return 503, {**STOPPING[1], "queued": len(ids), "ids": ids}
@@ -173,9 +239,9 @@ class DemoApi:
             for i in range(1, request.count + 1)
         ]
 
-    def get_email(self, pool: Background, email_id: str) -> Reply:
+    def get_email(self, via: Background | Sender, email_id: str) -> Reply:
         """``GET /emails/{id}``: where an accepted email is (`Tracked`), else 404."""
-        tracked = self.outbox.get(email_id, pool.scheduled)
+        tracked = self.sender(via).find(email_id)
         if tracked is None:
             return 404, {
                 "error": "no email has this id: use an id that POST /emails or POST "
@@ -183,9 +249,9 @@ class DemoApi:
             }
         return 200, tracked.to_json()
 
-    def get_stats(self, pool: Background) -> Reply:
+    def get_stats(self, via: Background | Sender) -> Reply:
         """``GET /stats``: the pool's counters (`background_core.Stats`) as JSON."""
-        return 200, dataclasses.asdict(pool.stats())
+        return 200, dataclasses.asdict(self.sender(via).stats())
 
     def get_inbox(self) -> Reply:
         """``GET /inbox``: what the embedded server received, newest first; else 404."""

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
@@ -21,7 +22,14 @@ from .mail import URL_FORMS, SmtpSettings, parse_smtp_url, redact
 from .servers import run_gunicorn, run_uvicorn
 from .sink import Sink
 
-SERVERS = {"fastapi": "FastAPI under uvicorn", "flask": "Flask under gunicorn (gthread)"}
+if TYPE_CHECKING:
+    from .django_app import ASGIApp
+
+SERVERS = {
+    "fastapi": "FastAPI under uvicorn",
+    "flask": "Flask under gunicorn (gthread)",
+    "django": "Django under uvicorn (ASGI, django_background.lifespan)",
+}
 
 REFUSE_SHARE = 0.1
 """The share of emails whose first attempt the embedded SMTP server refuses by default:
@@ -129,12 +137,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if sink is not None:
             sink.start()
-        app = fastapi_app.create_app(api, otel=args.otel)  # uvicorn serves in this process
-        run_uvicorn(app, host=args.host, port=args.port)
+        # uvicorn serves in this process.
+        if args.framework == "django":
+            run_uvicorn(_django_app(api, args.otel), host=args.host, port=args.port)
+        else:
+            run_uvicorn(fastapi_app.create_app(api, otel=args.otel), host=args.host, port=args.port)
     finally:
         if sink is not None:
             sink.stop()
     return 0
+
+
+def _django_app(api: DemoApi, otel: str | None) -> ASGIApp:
+    """Django, set up in this process for `api`, and its ASGI app (imported here: the other
+    frameworks need none of Django)."""
+    from . import django_app  # noqa: PLC0415
+
+    return django_app.create_app(django_app.configure(api), otel=otel)
 
 
 def _check_args(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -145,6 +164,11 @@ def _check_args(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         cli.error(
             "--smtp-refuse-share applies to the embedded SMTP server only: drop it, or "
             "--smtp-url (and SMTP_URL)"
+        )
+    if args.dask_scheduler is not None and args.framework == "django":
+        cli.error(
+            "--dask-scheduler is for fastapi and flask: Django's tasks run on the pool of "
+            "django_background's backend, whose OPTIONS take no Dask scheduler"
         )
     if args.dask_scheduler is not None:
         try:

@@ -43,8 +43,9 @@ def create_app(api: DemoApi, *, otel: str | None = None) -> FastAPI:
         try:
             async with pool_lifespan(app) as state:
                 yield dict(state or {})
-                draining(app.state.background)
-            farewell(app.state.background)  # the pool_lifespan drained the pool
+                pool = app.state.background
+                draining(pool.stats(), pool.drain_timeout)
+            farewell(pool.stats())  # the pool_lifespan drained the pool
         finally:
             # Here, not after uvicorn.run(): a SIGTERM ends the process right after this.
             telemetry.stop()

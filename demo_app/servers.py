@@ -1,7 +1,9 @@
-"""Serving the apps: FastAPI under uvicorn, Flask under gunicorn (gthread), both in-process.
+"""Serving the apps: FastAPI and Django under uvicorn, Flask under gunicorn (gthread), all
+in-process.
 
 uvicorn: on Ctrl-C or SIGTERM it stops accepting, finishes its requests, and runs the
-lifespan's shutdown, where `fastapi_background` drains the pool.
+lifespan's shutdown, where `fastapi_background` (for Django, `django_background.lifespan`)
+drains the pool.
 
 gunicorn: one worker process (the page's stats and inbox are that process's), whose
 gthread workers serve requests on 8 threads while the pool's threads send email. On
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import math
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
@@ -31,8 +33,9 @@ from .flask_app import pool_of
 REQUEST_THREADS = 8  # gunicorn's threads for requests, not the pool's
 
 
-def run_uvicorn(app: FastAPI, *, host: str, port: int) -> None:
-    """Serve `app` until Ctrl-C or SIGTERM, without access logs (the page polls)."""
+def run_uvicorn(app: FastAPI | Callable[..., Awaitable[None]], *, host: str, port: int) -> None:
+    """Serve `app` (FastAPI's, or Django's ASGI app) until Ctrl-C or SIGTERM, without
+    access logs (the page polls)."""
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
 
 
@@ -107,8 +110,8 @@ def _drain(server: Any, worker: Any) -> None:
     try:
         if isinstance(app, Flask):  # None if the app failed to load
             pool = pool_of(app)
-            draining(pool)
+            draining(pool.stats(), pool.drain_timeout)
             pool.shutdown()
-            farewell(pool)
+            farewell(pool.stats())
     finally:
         telemetry.stop()

@@ -59,6 +59,10 @@ NEEDS = {
         "opentelemetry.sdk": "opentelemetry-sdk",
         "opentelemetry.instrumentation.flask": "opentelemetry-instrumentation-flask",
     },
+    "django": {
+        "opentelemetry.sdk": "opentelemetry-sdk",
+        "opentelemetry.instrumentation.django": "opentelemetry-instrumentation-django",
+    },
 }
 """The modules ``--otel`` needs with each framework, and the packages that have them (the
 demo's dependency group installs them all)."""

@@ -44,7 +44,11 @@ def test_the_dask_scheduler_comes_from_the_environment_unless_given(
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
-        (["--framework", "django"], "invalid choice"),
+        (["--framework", "bottle"], "invalid choice"),
+        (
+            ["--framework", "django", "--dask-scheduler", "tcp://127.0.0.1:8786"],
+            "--dask-scheduler is for fastapi and flask",
+        ),
         (["--threads", "0"], "must be 1 to 256"),
         (["--port", "70000"], "a port is 1 to 65535"),
         (["--drain-timeout", "0"], "--drain-timeout must be"),

@@ -1,15 +1,20 @@
-"""The demo's HTTP API, one suite run against both apps (FastAPI and Flask) in process.
+"""The demo's HTTP API, one suite run against the three apps (FastAPI, Flask, Django) in
+process.
 
-Delivery is checked at a real SMTP server the test starts (aiosmtpd on 127.0.0.1).
+Delivery is checked at a real SMTP server the test starts (aiosmtpd on 127.0.0.1). Django's
+settings are the process's: each Django app runs under the demo's settings put over them
+with ``override_settings``, as Django's own tests do (tests/django/'s conftest may have
+configured them first, in the same run).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +30,7 @@ from tests.helpers import wait_until
 
 from .smtp_server import SmtpServer, free_port, smtp_server
 
-FRAMEWORKS = ("fastapi", "flask")
+FRAMEWORKS = ("fastapi", "flask", "django")
 SENDER = "demo-sender@example.com"
 STATS_KEYS = {
     "name",
@@ -71,13 +76,43 @@ class Client:
 
 
 @contextmanager
+def django_app_for(api: DemoApi) -> Iterator[Any]:
+    """The Django app of `api`, under the demo's settings for it (`settings_for`) for the
+    block: Django is set up with them first if nothing set it up yet."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from demo_app import django_app
+
+    demo = django_app.DjangoDemo(api)
+    project = django_app.settings_for(demo)
+    if not settings.configured:
+        django_app.configure(api)
+    # INSTALLED_APPS and DATABASES stay (Django would reload its apps, and warns about
+    # the databases): the demo's apps must be there already, and it uses no database.
+    assert set(project["INSTALLED_APPS"]) <= set(settings.INSTALLED_APPS)
+    served = {
+        name: project[name]
+        for name in ("ALLOWED_HOSTS", "MIDDLEWARE", "ROOT_URLCONF", "TASKS", "USE_TZ")
+    }
+    with override_settings(**served, **{django_app.DEMO_SETTING: demo}):
+        yield django_app.create_app(demo)
+
+
+@contextmanager
 def serving(framework: str, api: DemoApi) -> Iterator[Client]:
     """The app of `framework` serving `api`, with its pool shut down at the end."""
     headers = {"Content-Type": "application/json"}
-    if framework == "fastapi":
-        with TestClient(fastapi_app.create_app(api)) as client:
+    if framework in ("fastapi", "django"):
+        with ExitStack() as stack:
+            if framework == "fastapi":
+                app = fastapi_app.create_app(api)
+            else:
+                app = stack.enter_context(django_app_for(api))
+            # Its lifespan runs: the pool starts, and drains at the end.
+            client = stack.enter_context(TestClient(app))
 
-            def fastapi_request(method: str, path: str, raw: bytes | None) -> Reply:
+            def asgi_request(method: str, path: str, raw: bytes | None) -> Reply:
                 response = client.request(method, path, content=raw, headers=headers)
                 is_json = response.headers["content-type"].startswith("application/json")
                 return Reply(
@@ -87,7 +122,7 @@ def serving(framework: str, api: DemoApi) -> Iterator[Client]:
                     response.headers["content-type"],
                 )
 
-            yield Client(fastapi_request)
+            yield Client(asgi_request)
         return
     app = flask_app.create_app(api)
     client = app.test_client()
@@ -315,38 +350,57 @@ def test_stats_count_what_the_pool_did(client: Client, smtp: SmtpServer) -> None
     assert len(smtp.recorder.arrived()) == 7
 
 
+FAILURE_LOGGED = {
+    # The pool logs a failed task (its last attempt) on logger "background".
+    "fastapi": ("background", r"task 'send_email' \(id \d+\)"),
+    "flask": ("background", r"task 'send_email' \(id \d+\)"),
+    # Django's own task_finished receiver logs a FAILED result: logger "django.tasks", or
+    # "django_tasks" with the backport (Django 5.2).
+    "django": (
+        "django_tasks" if importlib.util.find_spec("django.tasks") is None else "django.tasks",
+        r"Task id=[0-9a-f]{32} path=demo_app\.django_views\.send_email state=FAILED",
+    ),
+}
+
+
 def test_failed_sends_are_counted_and_logged_without_body_or_password(
     framework: str, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="background")
+    logger, logged = FAILURE_LOGGED[framework]
+    caplog.set_level(logging.ERROR, logger=logger)
     down = SmtpSettings(
         "127.0.0.1", free_port(), username="mailer", password="pa55-w0rd-xyz", sender=SENDER
     )
     up = SmtpSettings("127.0.0.1", smtp.port, sender=SENDER)
     secret_body = "the-secret-body-text"
-    with serving(framework, demo_api(down)) as to_down, serving(framework, demo_api(up)) as to_up:
-        # The server is down; the server refuses the recipient.
+    # One app after the other (Django's settings are the process's).
+    with serving(framework, demo_api(down)) as to_down:
+        # The server is down: each attempt's connection is refused, until the retries
+        # run out.
         assert to_down.post("/emails", {**GOOD, "body": secret_body}).status == 202
-        refused = {**GOOD, "to": "nobody@example.com", "body": secret_body}
-        assert to_up.post("/emails", refused).status == 202
         wait_until(
             lambda: to_down.stats()["failed"] == 1, "the send to a closed port failing", timeout=10
         )
+        assert to_down.stats()["retried"] == 3
+    with serving(framework, demo_api(up)) as to_up:
+        # The server refuses the recipient: no retry.
+        refused = {**GOOD, "to": "nobody@example.com", "body": secret_body}
+        assert to_up.post("/emails", refused).status == 202
         wait_until(
             lambda: to_up.stats()["failed"] == 1, "the refused recipient failing", timeout=10
         )
-        assert to_up.stats()["succeeded"] == 0
+        stats = to_up.stats()
+        assert (stats["succeeded"], stats["retried"]) == (0, 0)
 
-    records = [r for r in caplog.records if r.name == "background"]
+    records = [r for r in caplog.records if r.name == logger and r.levelno >= logging.ERROR]
     assert len(records) == 2, [r.getMessage() for r in records]
-    for record in records:
-        text = logging.Formatter().format(record)  # the message and the traceback
-        assert re.search(r"task 'send_email' \(id \d+\)", text), text
+    texts = [logging.Formatter().format(record) for record in records]  # and tracebacks
+    for text in texts:
+        assert re.search(logged, text), text
         assert secret_body not in text
         assert "pa55-w0rd-xyz" not in text
-    assert "ConnectionRefusedError" in logging.Formatter().format(records[0]) + (
-        logging.Formatter().format(records[1])
-    )
+    assert "ConnectionRefusedError" in texts[0]
+    assert "SMTPRecipientsRefused" in texts[1]
     assert smtp.recorder.arrived() == []
 
 

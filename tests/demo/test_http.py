@@ -1,5 +1,6 @@
-"""The demo's HTTP surface as `make demo` serves it, on 127.0.0.1: FastAPI under uvicorn and
-Flask under gunicorn answer alike. Emails go to the test's own SMTP server."""
+"""The demo's HTTP surface as `make demo` serves it, on 127.0.0.1: FastAPI under uvicorn,
+Flask under gunicorn and Django under uvicorn answer alike. Emails go to the test's own SMTP
+server."""
 
 from __future__ import annotations
 
@@ -23,16 +24,26 @@ from tests.helpers import wait_until
 from .demo_process import DemoProcess, running_demo
 from .smtp_server import SmtpServer, smtp_server
 
-FRAMEWORKS = ("fastapi", "flask")
+FRAMEWORKS = ("fastapi", "flask", "django")
 GOOD = {"to": "reader@example.com", "subject": "Hello", "body": "Hi.\n"}
 REFUSED = "nobody@example.com"  # the test's SMTP server refuses this recipient (550)
 DEFERRED = "later@example.com"  # it refuses the first attempt of each email to this one (451)
+
+
+# What a failed email's log record says: the pool's ERROR, or for Django, Django's own
+# receiver's (logger django.tasks, or django_tasks with the backport).
+FAILURE_LOGGED = {
+    "fastapi": "task 'send_email' (id ",
+    "flask": "task 'send_email' (id ",
+    "django": "path=demo_app.django_views.send_email state=FAILED",
+}
 
 
 @dataclass(frozen=True)
 class Served:
     """The demo, and the SMTP server it sends to."""
 
+    framework: str
     demo: DemoProcess
     smtp: SmtpServer
 
@@ -54,7 +65,7 @@ def served(
             "2",
         ) as demo,
     ):
-        yield Served(demo, smtp)
+        yield Served(framework, demo, smtp)
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,7 @@ def test_a_failed_email_says_failed_with_the_error_type_and_is_still_logged(
         "the failure logged",
         timeout=10,
     )
-    assert "task 'send_email' (id " in served.demo.output()
+    assert FAILURE_LOGGED[served.framework] in served.demo.output()
 
 
 def test_every_email_of_a_burst_is_found_by_its_id(served: Served) -> None:
@@ -190,8 +201,12 @@ def statuses_until(demo: DemoProcess, email_id: str, end: str) -> list[dict[str,
 
 
 def retry_warnings(output: str) -> list[str]:
+    """The WARNING of each retry: the pool's, or the Django app's own in its words (the
+    email's id, where the pool names its task's), in pool 'django'."""
     return re.findall(
-        r"task 'send_email' \(id \d+\) in pool 'demo_app' failed on attempt .*", output
+        r"task 'send_email' \((?:id \d+|email [0-9a-f]{16})\) in pool '(?:demo_app|django)' "
+        r"failed on attempt .*",
+        output,
     )
 
 

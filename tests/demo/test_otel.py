@@ -27,7 +27,17 @@ EMAIL = {"to": "reader@example.com", "subject": "Traced", "body": "One trace.\n"
 
 # How each server exits on SIGTERM once drained (as in test_process.py): uvicorn re-raises
 # the signal after its lifespan, gunicorn's master exits with 0.
-EXIT_STATUS = {"fastapi": -signal.SIGTERM, "flask": 0}
+EXIT_STATUS = {"fastapi": -signal.SIGTERM, "flask": 0, "django": -signal.SIGTERM}
+
+# The request's span name, and the email task's name and pool in its span: the pool's
+# task is send_email, in the app's pool. Django's instrumentation names a request by its
+# URL pattern (no leading slash); Django's backend names a task by its import path, and
+# its pool "django".
+SPAN_NAMES = {
+    "fastapi": ("POST /emails", "send_email", "demo_app"),
+    "flask": ("POST /emails", "send_email", "demo_app"),
+    "django": ("POST emails", "demo_app.django_views.send_email", "django"),
+}
 
 
 def printed_spans(output: str) -> list[dict[str, Any]]:
@@ -50,7 +60,7 @@ def email_status(demo: Any, email_id: str) -> str:
     return str(reply["status"])
 
 
-@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+@pytest.mark.parametrize("framework", ["fastapi", "flask", "django"])
 def test_a_request_and_its_email_task_are_one_trace_on_the_console(
     tmp_path: Path, framework: str
 ) -> None:
@@ -74,10 +84,11 @@ def test_a_request_and_its_email_task_are_one_trace_on_the_console(
     spans = printed_spans(output)
     (server,) = [s for s in spans if s["kind"] == "SpanKind.SERVER"]  # the polls: no spans
     (task,) = [s for s in spans if s["name"].startswith("process ")]
-    assert server["name"] == "POST /emails"
-    assert task["name"] == "process send_email"
+    request_name, task_name, pool = SPAN_NAMES[framework]
+    assert server["name"] == request_name
+    assert task["name"] == f"process {task_name}"
     assert task["kind"] == "SpanKind.CONSUMER"
-    assert task["attributes"]["background.pool"] == "demo_app"
+    assert task["attributes"]["background.pool"] == pool
     assert task["attributes"]["background.task.attempt"] == 1
     assert task["status"]["status_code"] == "UNSET"
     # One trace: the task's parent is the request's server span itself (the frameworks'
@@ -128,7 +139,7 @@ def test_without_otel_the_demo_sets_up_nothing_of_opentelemetry(tmp_path: Path) 
         """
         import sys
 
-        from demo_app import cli, fastapi_app, flask_app
+        from demo_app import cli, django_app, fastapi_app, flask_app
         from demo_app.api import DemoApi
         from demo_app.mail import SmtpSettings
 
@@ -136,6 +147,7 @@ def test_without_otel_the_demo_sets_up_nothing_of_opentelemetry(tmp_path: Path) 
         fastapi_app.create_app(api)
         app = flask_app.create_app(api)
         app.extensions["background"].shutdown()
+        django_app.create_app(django_app.configure(api))
         cli.parser().parse_args([])
         setup = ("opentelemetry.sdk", "opentelemetry.instrumentation", "background_core.otel")
         print(sorted(name for name in sys.modules if name.startswith(setup)))

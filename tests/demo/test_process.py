@@ -20,19 +20,21 @@ DRAIN = 10.0  # --drain-timeout
 MARGIN = 5.0  # seconds the server may take beyond the drain deadline to exit
 BURST = 200
 
-# uvicorn re-raises the signal once its lifespan drained the pool: SIGTERM then ends the
-# process; Ctrl-C becomes a KeyboardInterrupt that uvicorn.run() swallows. gunicorn's
-# master exits with 0.
+# uvicorn (FastAPI, Django) re-raises the signal once its lifespan drained the pool:
+# SIGTERM then ends the process; Ctrl-C becomes a KeyboardInterrupt that uvicorn.run()
+# swallows. gunicorn's master exits with 0.
 EXIT_STATUS = {
     ("fastapi", signal.SIGTERM): -signal.SIGTERM,
     ("fastapi", signal.SIGINT): 0,
     ("flask", signal.SIGTERM): 0,
     ("flask", signal.SIGINT): 0,
+    ("django", signal.SIGTERM): -signal.SIGTERM,
+    ("django", signal.SIGINT): 0,
 }
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
-@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+@pytest.mark.parametrize("framework", ["fastapi", "flask", "django"])
 def test_stopping_mid_burst_delivers_every_accepted_email(
     tmp_path: Path, framework: str, signum: signal.Signals
 ) -> None:
