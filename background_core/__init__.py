@@ -34,6 +34,7 @@ from ._remote import run_by_path as run_by_path
 from ._report import DrainReport as DrainReport
 from ._report import Stats as Stats
 from ._report import TaskInfo as TaskInfo
+from ._report import log_failure as log_failure
 from ._report import log_fields as log_fields
 from ._servers import warn_if_unguarded as warn_if_unguarded
 from ._task import AsyncTask as AsyncTask
@@ -83,6 +84,7 @@ __all__ = (  # noqa: RUF022  (grouped by who needs them, sorted within a group)
     "check_option",
     "check_options",
     "check_workers",
+    "log_failure",
     "log_fields",
     "task_options",
     "usable_cpus",

@@ -10,7 +10,6 @@ worker thread never keeps a connection past its ``CONN_MAX_AGE`` nor reuses a br
 
 from __future__ import annotations
 
-import logging
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,7 +17,7 @@ from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import close_old_connections
 from django.utils import timezone
 
-from background_core import ErrorHook, TaskInfo, log_fields
+from background_core import ErrorHook, TaskInfo, log_failure
 
 from ._compat import (
     TaskContext,
@@ -30,8 +29,6 @@ from ._compat import (
     task_started,
 )
 from ._results import Results
-
-logger = logging.getLogger("background")
 
 # asgiref's state of the call chain that enqueued (an ASGI request's thread for sync code,
 # a sync_to_async call under way) must not reach the task with the other context
@@ -158,13 +155,6 @@ def failure_hook(results: Results, pool: str) -> ErrorHook:
 
     def on_error(error: BaseException, task: TaskInfo) -> None:
         if not results.recorded(error):
-            logger.error(
-                "task %r (id %d) in pool %r failed",
-                task.name,
-                task.id,
-                pool,
-                exc_info=(type(error), error, error.__traceback__),
-                extra=log_fields(pool, task.name, task.id, task.attempt),
-            )
+            log_failure(error, task, pool)
 
     return on_error
