@@ -10,6 +10,7 @@ worker thread never keeps a connection past its ``CONN_MAX_AGE`` nor reuses a br
 
 from __future__ import annotations
 
+import threading
 from contextvars import ContextVar
 from typing import Any
 
@@ -49,7 +50,7 @@ class TaskRun:
     does not log it again.
     """
 
-    __slots__ = ("announced", "result", "results", "sender", "worker_id")
+    __slots__ = ("announced", "enqueuer", "result", "results", "sender", "worker_id")
 
     def __init__(self, result: TaskResult, results: Results, sender: type, worker_id: str) -> None:
         self.result = result
@@ -57,6 +58,7 @@ class TaskRun:
         self.sender = sender  # the backend's class, as Django's backends send their signals
         self.worker_id = worker_id
         self.announced = False
+        self.enqueuer = threading.get_ident()  # made where the task is enqueued
 
     def announce(self) -> None:
         """Send ``task_enqueued``, once: from the enqueuing thread after the pool took the
@@ -104,7 +106,7 @@ class TaskRun:
 
     def begin(self) -> None:
         self.announce()
-        close_old_connections()  # as request_started does
+        self.close_old_connections()  # as request_started does
         now = timezone.now()
         self.results.change(
             self.result,
@@ -124,7 +126,7 @@ class TaskRun:
             status=TaskResultStatus.SUCCESSFUL,
         )
         task_finished.send(self.sender, task_result=self.result)
-        close_old_connections()  # as request_finished does
+        self.close_old_connections()  # as request_finished does
 
     def failed(self, error: BaseException) -> None:
         """Record `error`; called while it is handled, as Django's receivers read it from
@@ -137,7 +139,15 @@ class TaskRun:
             status=TaskResultStatus.FAILED,
         )
         task_finished.send(self.sender, task_result=self.result)
-        close_old_connections()
+        self.close_old_connections()
+
+    def close_old_connections(self) -> None:
+        """Django's `close_old_connections`, in a thread of the pool only: a task run
+        inline (eager, or ``on_full="caller_runs"``) runs in the enqueuing thread, whose
+        connections are its request's, maybe inside ``atomic()``: closing one would end
+        that transaction, and lose its writes."""
+        if threading.get_ident() != self.enqueuer:
+            close_old_connections()
 
     def failed_elsewhere(self, error: BaseException) -> None:
         """`failed`, in another thread than the one that caught `error`: handled again

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from unittest import mock
@@ -128,3 +129,33 @@ def test_an_async_task_s_orm_connection_is_closed_where_it_was_opened() -> None:
         assert backend.get_result(result.id).status == Status.SUCCESSFUL
     # Its ORM calls ran in asgiref's thread for sync code, which this call reaches too.
     assert asyncio.run(sync_to_async(is_open)("default")) is False
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"eager": True}, {"workers": 1, "max_queue": 1, "on_full": "caller_runs"}],
+    ids=["eager", "caller-runs"],
+)
+def test_a_task_run_inline_leaves_the_callers_transaction_alone(options: dict[str, object]) -> None:
+    from django.db import transaction
+
+    from tests.django.tasks import Note
+
+    gate = threading.Event()
+    with backend_with(**options) as backend:
+        if not options.get("eager"):
+            backend.pool.submit(gate.wait, WAIT)  # the one worker, busy
+            tasks.add.enqueue(1, 1)  # the one queue slot, taken: the next runs inline
+        before = Note.objects.count()
+        try:
+            with transaction.atomic():  # a view under ATOMIC_REQUESTS, or a TestCase
+                Note.objects.create(text="kept")
+                result = tasks.write_note.enqueue("default", "inline")
+                assert result.status == Status.SUCCESSFUL
+                assert Note.objects.count() == before + 2  # the connection is still open
+        finally:
+            gate.set()
+        finish(backend)
+    assert Note.objects.count() == before + 2
+    Note.objects.filter(text__in=["kept", "inline"]).delete()
+    connections.close_all()
