@@ -50,7 +50,7 @@ class TaskRun:
     does not log it again.
     """
 
-    __slots__ = ("announced", "enqueuer", "result", "results", "sender", "worker_id")
+    __slots__ = ("announced", "enqueuer", "result", "results", "sender", "sent", "worker_id")
 
     def __init__(self, result: TaskResult, results: Results, sender: type, worker_id: str) -> None:
         self.result = result
@@ -58,6 +58,7 @@ class TaskRun:
         self.sender = sender  # the backend's class, as Django's backends send their signals
         self.worker_id = worker_id
         self.announced = False
+        self.sent = threading.Event()  # task_enqueued's receivers all returned
         self.enqueuer = threading.get_ident()  # made where the task is enqueued
 
     def announce(self) -> None:
@@ -65,8 +66,14 @@ class TaskRun:
         task, or from the worker if it starts first, so ``task_started`` never precedes it."""
         with self.results.lock:
             first, self.announced = not self.announced, True
-        if first:
+        if not first:
+            # The other thread sends it: its receivers see the task READY, then it starts.
+            self.sent.wait()
+            return
+        try:
             task_enqueued.send(self.sender, task_result=self.result)
+        finally:
+            self.sent.set()
 
     # -- on the pool -------------------------------------------------------------------
 

@@ -170,6 +170,38 @@ def test_signals_come_in_django_order_from_whichever_thread() -> None:
             signal.disconnect(receiver)
 
 
+def test_a_worker_that_starts_first_waits_for_task_enqueued_to_be_delivered() -> None:
+    # The enqueuing thread sends task_enqueued after the pool took the task; a slow
+    # receiver there must not let the worker's task_started (and task_finished) go first.
+    seen: list[tuple[str, str]] = []
+    sending = threading.Event()
+
+    def slow(signal: object, task_result: api.TaskResult, **kwargs: object) -> None:
+        if task_result.task.name == "add":
+            sending.set()
+            threading.Event().wait(0.3)  # the worker is free meanwhile: it must wait
+            seen.append(("enqueued", str(task_result.status)))
+
+    def later(signal: object, task_result: api.TaskResult, **kwargs: object) -> None:
+        if task_result.task.name == "add":
+            seen.append(("started" if signal is api.signals.task_started else "finished", ""))
+
+    api.signals.task_enqueued.connect(slow)
+    api.signals.task_started.connect(later)
+    try:
+        with backend_with(workers=1) as backend:
+            gate = tasks.GATES["first"] = Gate()
+            tasks.wait_at.enqueue("first")
+            assert gate.started.wait(WAIT)
+            threading.Thread(target=lambda: sending.wait(WAIT) and gate.open()).start()
+            tasks.add.enqueue(1, 2)
+            finish(backend)
+    finally:
+        api.signals.task_enqueued.disconnect(slow)
+        api.signals.task_started.disconnect(later)
+    assert seen == [("enqueued", "READY"), ("started", "")]
+
+
 def test_get_result_and_refresh_find_results_from_any_thread() -> None:
     with backend_with() as backend:
         result = tasks.add.enqueue(20, 22)
