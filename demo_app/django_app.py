@@ -81,9 +81,10 @@ class DjangoDemo:
         """The backend's pool (``task_backends["default"].pool``)."""
         with self._lock:
             if self._pool is None:
-                from .django_views import send_email  # noqa: PLC0415  (needs the settings)
-
-                backend = send_email.get_backend()
+                # Django's tasks API, once the settings are set up (not django_views, which
+                # imports this module).
+                tasks_api = importlib.import_module("django_tasks" if BACKPORT else "django.tasks")
+                backend = tasks_api.task_backends["default"]
                 if not isinstance(backend, django_background.BackgroundBackend):
                     raise TypeError(f"the demo's tasks need BackgroundBackend, got {backend!r}")
                 self._pool = backend.pool
