@@ -7,10 +7,13 @@ import datetime
 import gc
 import logging
 import os
+import sys
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
 
@@ -18,7 +21,7 @@ from background_core import QueueFull
 from django_background import BackgroundBackend
 from tests.django import tasks
 from tests.django.conftest import BACKPORT, api, api_exceptions, backend_with, finish, tasks_setting
-from tests.helpers import WAIT, Gate, error_records, run_script, wait_until
+from tests.helpers import WAIT, Gate, error_records, run_script, start_thread, wait_until
 
 Status = api.TaskResultStatus
 
@@ -138,6 +141,32 @@ def test_an_error_after_the_result_was_recorded_is_logged_by_the_pool(
     assert record.exc_info is not None
     assert "a receiver's bug" in str(record.exc_info[1])
     assert record.task_name == "tests.django.tasks.add"
+
+
+def test_a_task_s_error_is_not_kept_when_a_receiver_raises_after_it() -> None:
+    # The pool gets the receiver's error, never the task's: nothing may keep the latter.
+    seen: list[weakref.ref[BaseException]] = []
+
+    def broken_receiver(task_result: api.TaskResult, **kwargs: object) -> None:
+        if task_result.status == Status.FAILED:
+            seen.append(weakref.ref(sys.exc_info()[1]))  # type: ignore[arg-type]
+            raise RuntimeError("a receiver's bug")
+
+    def freed() -> bool:
+        gc.collect()
+        return seen[0]() is None
+
+    api.signals.task_finished.connect(broken_receiver)
+    logging.disable(logging.CRITICAL)  # log records would hold it, through the receiver's
+    try:
+        with backend_with() as backend:
+            result = tasks.fail_weakly.enqueue("kept?")
+            finish(backend)
+            assert backend.get_result(result.id).status == Status.FAILED
+            wait_until(freed, "the task's error was freed")
+    finally:
+        logging.disable(logging.NOTSET)
+        api.signals.task_finished.disconnect(broken_receiver)
 
 
 def test_signals_come_in_django_order_from_whichever_thread() -> None:
@@ -309,6 +338,31 @@ def test_aenqueue_and_arefresh_from_a_running_event_loop() -> None:
         first, second = asyncio.run(main())
     assert (first.status, first.return_value) == (Status.SUCCESSFUL, 7)
     assert (second.status, second.return_value) == (Status.SUCCESSFUL, 11)
+
+
+def test_an_async_task_enqueued_inside_async_to_sync_finishes() -> None:
+    # A sync view calling async code, or a Django async test: asgiref's executor of the
+    # blocked sync thread must not reach the task, whose bookkeeping would go there.
+    async def view() -> api.TaskResult:
+        return await tasks.async_add.aenqueue(2, 3)
+
+    with backend_with() as backend:
+        result = async_to_sync(view)()
+        finish(backend)
+        result.refresh()
+    assert (result.status, result.return_value) == (Status.SUCCESSFUL, 5)
+
+
+def test_an_eager_async_task_enqueued_inside_async_to_sync_does_not_wait_for_itself() -> None:
+    async def view() -> api.TaskResult:
+        return await tasks.async_add.aenqueue(4, 5)
+
+    answers: list[api.TaskResult] = []
+    with backend_with(eager=True):
+        caller = start_thread(lambda: answers.append(async_to_sync(view)()), "caller")
+        caller.join(WAIT)  # a deadlock fails this test, not the whole run
+    [done] = answers
+    assert (done.status, done.return_value) == (Status.SUCCESSFUL, 9)
 
 
 def test_takes_context_gets_the_task_result() -> None:
