@@ -4,6 +4,7 @@ Self-contained on purpose: the original ``background`` package runs this file fr
 venv with ``python -I``, where neither our checkout nor the ``bench`` package is importable.
 
     python bench/micro_worker.py CONTENDER [--workers 2] [--tasks 20000] [--memory queued|kept]
+    python bench/micro_worker.py background|ThreadPoolExecutor|floor --figures queued,live,...
 
 Figures (each from a fresh pool):
 - ``submit_ns``: the caller's time per submission of a no-op while every worker is held
@@ -12,6 +13,18 @@ Figures (each from a fresh pool):
   finished them all and stopped.
 - ``--memory queued``: resident bytes per task while ``tasks`` tasks wait behind a blocked
   pool; ``--memory kept``: bytes (traced) per finished task that the pool still holds.
+
+``--figures`` (``bench.scale``: ours, the stdlib's pool and ``floor``, a `SimpleQueue` whose
+consumer threads call what they get), one fresh pool each, in the order given:
+- ``queued``: ``queued_ns``, as ``submit_ns``; its backlog is then cancelled, not run (with
+  ``--abandon``, the last figure: the process ends at once, as ``--memory queued``).
+- ``live``: ``live_ns``, the caller's time per submission while the workers run the backlog,
+  and ``fire_per_s``, as ``tasks_per_s``: from the same first submission until
+  ``shutdown()`` has returned (no future kept).
+- ``wait``, ``as_completed``: ``wait_per_s``, ``as_completed_per_s``: keeping every future,
+  until ``concurrent.futures.wait(fs)`` returns, or ``as_completed(fs)`` has yielded them all.
+- ``done_wait``: ``done_wait_ms``, one ``concurrent.futures.wait(fs)`` over ``tasks`` futures
+  already done (the pool has been shut down).
 
 A delayed contender's tasks wait an hour on the pool's timer, not in the queue: it has no
 worker to hold and nothing to run, so it gives ``submit_ns`` and ``--memory queued`` only,
@@ -31,9 +44,9 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from queue import SimpleQueue
-from typing import Any
+from concurrent.futures import Future, as_completed, wait
+from queue import Empty, SimpleQueue
+from typing import Any, NamedTuple
 
 Submit = Callable[..., Any]
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -252,14 +265,178 @@ def measure_queue_put(tasks: int) -> float:
     return (time.perf_counter_ns() - t0) / tasks
 
 
+class Scaled(NamedTuple):
+    """A pool as `bench.scale` drives it."""
+
+    submit: Submit
+    finish: Callable[[], None]  # runs what is queued, then stops the workers
+    cancel: Callable[[], None]  # drops what is queued, runs none of it
+
+
+@contextlib.contextmanager
+def scaled(name: str, workers: int) -> Iterator[Scaled]:
+    """A fresh pool of `name`: ours, the stdlib's, or the floor (`floor`)."""
+    if name == "floor":
+        yield floor(workers)
+        return
+    executor: Any
+    if name == "background":
+        from background_core import Background
+
+        executor = Background(workers, name="bench", drain_timeout=300)
+    elif name == "ThreadPoolExecutor":
+        from concurrent.futures import ThreadPoolExecutor
+
+        executor = ThreadPoolExecutor(max_workers=workers)
+    else:
+        raise ValueError(f"no --figures for {name}")
+    yield Scaled(
+        executor.submit,
+        executor.shutdown,
+        lambda: executor.shutdown(wait=False, cancel_futures=True),
+    )
+
+
+def floor(workers: int) -> Scaled:
+    """The least a pool can do: `SimpleQueue.put`, and threads that get and call. No
+    futures, no bookkeeping."""
+    queue: SimpleQueue[Callable[[], object] | None] = SimpleQueue()
+
+    def consume() -> None:
+        get = queue.get
+        while (fn := get()) is not None:
+            fn()
+
+    threads = [threading.Thread(target=consume, daemon=True) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+
+    def finish() -> None:
+        for _ in threads:
+            queue.put(None)
+        for thread in threads:
+            thread.join()
+
+    def cancel() -> None:
+        with contextlib.suppress(Empty):
+            while True:
+                queue.get_nowait()
+
+    return Scaled(queue.put, finish, cancel)
+
+
+def figure_queued(pool: Scaled, workers: int, tasks: int, abandon: bool) -> float:
+    release = hold_workers(pool.submit, workers)
+    submit = pool.submit
+    gc.collect()
+    t0 = time.perf_counter_ns()
+    for _ in range(tasks):
+        submit(noop)
+    elapsed = time.perf_counter_ns() - t0
+    if not abandon:
+        pool.cancel()
+        release.set()
+        pool.finish()
+    return elapsed / tasks
+
+
+def figure_live(pool: Scaled, tasks: int) -> tuple[float, float]:
+    """ns per submission while the workers run, and tasks per second to the end of
+    ``shutdown()``: fire-and-forget."""
+    submit = pool.submit
+    gc.collect()
+    t0 = time.perf_counter_ns()
+    for _ in range(tasks):
+        submit(noop)
+    submitted = time.perf_counter_ns()
+    pool.finish()
+    ended = time.perf_counter_ns()
+    return (submitted - t0) / tasks, tasks / (ended - t0) * 1e9
+
+
+def figure_keep(pool: Scaled, tasks: int, how: str) -> float:
+    submit = pool.submit
+    gc.collect()
+    t0 = time.perf_counter()
+    fs = [submit(noop) for _ in range(tasks)]
+    if how == "wait":
+        wait(fs)
+    else:
+        for _ in as_completed(fs):
+            pass
+    elapsed = time.perf_counter() - t0
+    pool.finish()
+    return tasks / elapsed
+
+
+def figure_done_wait(pool: Scaled, tasks: int) -> float:
+    fs = [pool.submit(noop) for _ in range(tasks)]
+    pool.finish()
+    gc.collect()
+    t0 = time.perf_counter()
+    wait(fs)
+    return (time.perf_counter() - t0) * 1000
+
+
+FIGURES = ["queued", "live", "wait", "as_completed", "done_wait"]
+UNITS = {"queued": "ns", "done_wait": "ms"}
+FUTURES = {"wait", "as_completed", "done_wait"}  # the floor has none
+
+
+def measure_figures(name: str, workers: int, tasks: int, figures: list[str], abandon: bool) -> None:
+    """Prints each figure of `figures` in one JSON object (see the module's docstring)."""
+    result: dict[str, float | str] = {}
+    for number, figure in enumerate(figures):
+        key = f"{figure}_{UNITS.get(figure, 'per_s')}"  # but live: live_ns and fire_per_s
+        with scaled(name, workers) as pool:
+            if figure == "queued":
+                last = abandon and number == len(figures) - 1
+                result[key] = figure_queued(pool, workers, tasks, last)
+                if last:
+                    print(json.dumps(_with_source(result)))
+                    sys.stdout.flush()
+                    os._exit(0)  # without cancelling the backlog nor waiting for the workers
+            elif figure == "live":
+                result["live_ns"], result["fire_per_s"] = figure_live(pool, tasks)
+            elif figure in ("wait", "as_completed"):
+                result[key] = figure_keep(pool, tasks, figure)
+            else:
+                result[key] = figure_done_wait(pool, tasks)
+        gc.collect()
+    print(json.dumps(_with_source(result)))
+
+
+def _with_source(result: dict[str, float | str]) -> dict[str, float | str]:
+    core = sys.modules.get("background_core")
+    if core is not None and core.__file__:
+        result["source"] = os.path.dirname(core.__file__)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("contender", choices=[*CONTENDERS, "SimpleQueue"])
+    parser.add_argument("contender", choices=[*CONTENDERS, "SimpleQueue", "floor"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--memory", choices=["queued", "kept"], help="measure memory, not time")
+    parser.add_argument("--figures", help="comma-separated, in order: " + ",".join(FIGURES))
+    parser.add_argument(
+        "--abandon", action="store_true", help="a last `queued` figure: exit, run no backlog"
+    )
     args = parser.parse_args()
     name, workers, tasks = args.contender, args.workers, args.tasks
+    if args.figures is not None:
+        figures = args.figures.split(",")
+        if not set(figures) <= set(FIGURES) or len(set(figures)) != len(figures):
+            parser.error(f"--figures: each once, of {','.join(FIGURES)}")
+        if name not in ("background", "ThreadPoolExecutor", "floor"):
+            parser.error("--figures: background, ThreadPoolExecutor or floor")
+        if name == "floor" and FUTURES & set(figures):
+            parser.error(f"the floor has no futures: no {','.join(sorted(FUTURES))}")
+        measure_figures(name, workers, tasks, figures, args.abandon)
+        return
+    if name == "floor":
+        parser.error("the floor takes --figures")
     if args.memory == "kept" and name in WAITING:
         parser.error(f"{name}'s tasks never finish here: measure --memory queued")
     result: dict[str, float | str]
@@ -275,10 +452,7 @@ def main() -> None:
         result = {"submit_ns": measure_submit(name, workers, tasks)}
         if name not in WAITING:
             result["tasks_per_s"] = measure_throughput(name, workers, tasks)
-    core = sys.modules.get("background_core")
-    if core is not None and core.__file__:
-        result["source"] = os.path.dirname(core.__file__)
-    print(json.dumps(result))
+    print(json.dumps(_with_source(result)))
 
 
 if __name__ == "__main__":
