@@ -1,6 +1,6 @@
 """A/B: ``Background.submit`` of this checkout against an earlier git revision's, alone.
 
-The submission table measures the baseline beside ours in its 5 rounds; this runs only
+The submission table measures the baseline beside ours in its 4 rounds; this runs only
 those two, for as many rounds as asked: in each round both, in a fresh process each, one
 right after the other (this tree first in one round, the baseline first in the next). The
 ratio is taken within each round; its median and range are printed.

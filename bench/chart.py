@@ -19,7 +19,7 @@ class Panel(NamedTuple):
 
 
 PANELS = [
-    Panel("submission", "µs per submit", "Submission: µs of the caller's time", log=True),
+    Panel("submission", "µs per submit", "Submission, workers busy: µs per submit", log=True),
     Panel("submission", "no-op tasks/s", "Throughput: no-op tasks/s", better="higher"),
     Panel("memory", "bytes per queued task", "Memory: bytes per queued task"),
     Panel("handler", "req/s vs nothing", "Handler cost: req/s vs firing nothing", better="higher"),
