@@ -24,11 +24,18 @@ def figure(value: float) -> str:
     return f"{value:.0f}" if value == int(value) and value >= 10 else f"{value:.2f}"
 
 
+def is_text(section: Section, column: int) -> bool:
+    """Whether a column holds words (aligned left), not figures: "1.93 (1.92-2.09)" and
+    "200/200" are figures."""
+    cells = [row[column] for row in section.rows if row[column] is not None]
+    return all(isinstance(v, str) and not v[:1].isdigit() for v in cells)
+
+
 def text_table(section: Section) -> str:
     """A fixed-width table, its targets and notes, for the terminal."""
     cells = [section.columns] + [[cell(v) for v in row] for row in section.rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(section.columns))]
-    text = [all(isinstance(row[i], str) for row in section.rows) for i in range(len(widths))]
+    text = [is_text(section, i) for i in range(len(widths))]
 
     def line(row: Sequence[str]) -> str:
         return "  ".join(
@@ -47,7 +54,7 @@ def text_table(section: Section) -> str:
 def markdown_table(section: Section) -> str:
     """The section as a Markdown table, then its targets and notes."""
     columns = section.columns
-    text = [all(isinstance(row[i], str) for row in section.rows) for i in range(len(columns))]
+    text = [is_text(section, i) for i in range(len(columns))]
     out = [
         "| " + " | ".join(columns) + " |",
         "|" + "|".join("---" if left else "---:" for left in text) + "|",

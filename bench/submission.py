@@ -101,6 +101,12 @@ def run(quick: bool = False, baseline: str | None = BASELINE) -> Section:
             "<=",
         ),
         Target("throughput: background / ThreadPoolExecutor", rate_vs["background"], 1.0, ">="),
+        Target(
+            "throughput in Flask: the extension / ThreadPoolExecutor",
+            rate_vs["background-flask"],
+            1.0,
+            ">=",
+        ),
     ]
     notes = [
         f"{WORKERS} workers per pool; {TASKS:,} no-op tasks per figure "
