@@ -69,4 +69,5 @@ def test_the_table_takes_ratios_round_by_round_and_checks_the_targets() -> None:
     assert "median at 100,000" not in section.notes[-1]  # none measured
     table = markdown_table(section)
     assert "| submit, live (workers running the backlog): µs | 20,000 |" in table
+    assert "\n|---|---:|---:|---:|---:|---:|---:|\n" in table  # figures as text go right
     assert "❌ submit, queued, 20,000 tasks" in table
