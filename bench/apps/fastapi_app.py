@@ -4,11 +4,14 @@
 - ``/fire`` (``async def``): fires one task, as the handler-cost and shutdown sections do;
 - ``/fire-def`` (``def``): fires one sync task from a sync endpoint, as isolation does.
 
-- ``/nothing`` (``async def``): the same endpoint firing nothing, on every contender's server.
+- ``/nothing`` (``async def``): the same endpoint firing nothing, on every contender's server;
+- ``/pid``: the serving worker process's id (a server of several workers is ready when each
+  has answered).
 
 Contenders: ``nothing`` (fires no task), ``ours`` (`fastapi_background`'s ``BackgroundDep``,
 `WORKERS` threads), ``ours-task`` (a ``@bg.task`` function of a module-level pool handed to
-``lifespan(pool=bg)``: no dependency),
+``lifespan(pool=bg)``: no dependency; its server also has ``/fire-dep``, which fires the same
+task on the same pool through ``BackgroundDep``, so the two are measured side by side),
 ``tasks-sync`` and ``tasks-async`` (FastAPI's ``BackgroundTasks`` with a sync or an async
 task), ``executor`` (a module-level ``ThreadPoolExecutor(WORKERS)``, never shut down).
 """
@@ -16,6 +19,7 @@ task), ``executor`` (a module-level ``ThreadPoolExecutor(WORKERS)``, never shut 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -88,6 +92,8 @@ else:
 _fire, _fire_def = CONTENDERS[CONTENDER]()
 app.get("/fire")(_fire)
 app.get("/fire-def")(_fire_def)
+if CONTENDER == "ours-task":
+    app.get("/fire-dep")(_ours()[0])
 
 
 @app.get("/nothing")
@@ -98,3 +104,8 @@ async def nothing() -> Answer:
 @app.get("/ping")
 def ping() -> Answer:
     return OK
+
+
+@app.get("/pid")
+async def pid() -> dict[str, int]:
+    return {"pid": os.getpid()}
