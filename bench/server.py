@@ -24,17 +24,17 @@ from bench.server_process import HOST, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-THREADS = 4  # gunicorn gthread's request threads (one worker process)
+THREADS = 4  # gunicorn gthread's request threads per worker process
 START_TIMEOUT = 20.0
 
 
-def gunicorn_argv() -> list[str]:
-    """gunicorn, gthread, one worker process of `THREADS` threads: the Flask app."""
+def gunicorn_argv(workers: int = 1) -> list[str]:
+    """gunicorn, gthread, `workers` worker processes of `THREADS` threads: the Flask app."""
     return [
         str(BIN / "gunicorn"),
         "--bind=127.0.0.1:{port}",
         "--worker-class=gthread",
-        "--workers=1",
+        f"--workers={workers}",
         f"--threads={THREADS}",
         "--no-control-socket",
         "--log-level=warning",
@@ -42,10 +42,12 @@ def gunicorn_argv() -> list[str]:
     ]
 
 
-def uvicorn_argv() -> list[str]:
-    """uvicorn, one process (no supervisor): the FastAPI app."""
+def uvicorn_argv(workers: int = 1) -> list[str]:
+    """uvicorn: one process (no supervisor), or a supervisor of `workers` worker processes
+    (through bench/apps/uvicorn_workers.py: its socket gets TCP_NODELAY): the FastAPI app."""
+    several = [sys.executable, "-m", "bench.apps.uvicorn_workers", f"--workers={workers}"]
     return [
-        str(BIN / "uvicorn"),
+        *(several if workers > 1 else [str(BIN / "uvicorn")]),
         "--host=127.0.0.1",
         "--port={port}",
         "--no-access-log",
@@ -85,13 +87,13 @@ class Server(ServerProcess):
         shutil.rmtree(self.cwd, ignore_errors=True)
 
 
-def launch(server: str, env: dict[str, str]) -> Server:
-    """Start `server` ("gunicorn" or "uvicorn") with `env` added, in a process group of its
-    own, and wait until it answers ``/ping``. Raises RuntimeError if it exits first,
-    TimeoutError if it does not answer in time."""
+def launch(server: str, env: dict[str, str], workers: int = 1) -> Server:
+    """Start `server` ("gunicorn" or "uvicorn") of `workers` worker processes with `env`
+    added, in a process group of its own, and wait until it answers ``/ping``. Raises
+    RuntimeError if it exits first, TimeoutError if it does not answer in time."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-server-"))
     running = Server(
-        cpus.for_server(SERVERS[server]()),
+        cpus.for_server(SERVERS[server](workers)),
         name=server,
         log_dir=workdir,
         cwd=workdir,
@@ -108,17 +110,19 @@ def launch(server: str, env: dict[str, str]) -> Server:
     return running
 
 
-def launch_each(specs: list[tuple[str, dict[str, str]]], *, at_once: bool) -> Iterator[Server]:
-    """Launch the servers of `specs` ((server, env) pairs) one after the other, each when
-    the previous one is done with; or with `at_once` all together up front (a quick smoke
-    run saves their start-up time that way). The caller stops each one it got; those it
-    never got are killed here."""
+def launch_each(
+    specs: list[tuple[str, dict[str, str]]], *, at_once: bool, workers: int = 1
+) -> Iterator[Server]:
+    """Launch the servers of `specs` ((server, env) pairs), each of `workers` worker
+    processes, one after the other, each when the previous one is done with; or with
+    `at_once` all together up front (a quick smoke run saves their start-up time that way).
+    The caller stops each one it got; those it never got are killed here."""
     if not at_once:
         for name, env in specs:
-            yield launch(name, env)
+            yield launch(name, env, workers)
         return
     with ThreadPoolExecutor(len(specs)) as pool:
-        futures = [pool.submit(launch, name, env) for name, env in specs]
+        futures = [pool.submit(launch, name, env, workers) for name, env in specs]
     servers = [future.result() for future in futures if future.exception() is None]
     failed = [future.exception() for future in futures if future.exception() is not None]
     if failed:

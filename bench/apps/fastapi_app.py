@@ -4,11 +4,16 @@
 - ``/fire`` (``async def``): fires one task, as the handler-cost and shutdown sections do;
 - ``/fire-def`` (``def``): fires one sync task from a sync endpoint, as isolation does.
 
-- ``/nothing`` (``async def``): the same endpoint firing nothing, on every contender's server.
+- ``/nothing`` (``async def``): the same endpoint firing nothing, on every contender's server;
+- ``/pid``: the serving worker process's id (a server of several workers is ready when each
+  has answered).
 
 Contenders: ``nothing`` (fires no task), ``ours`` (`fastapi_background`'s ``BackgroundDep``,
 `WORKERS` threads), ``ours-task`` (a ``@bg.task`` function of a module-level pool handed to
-``lifespan(pool=bg)``: no dependency),
+``lifespan(pool=bg)``: no dependency; its server also has ``/fire-dep``, which fires the same
+task on the same pool through ``BackgroundDep``, so the two are measured side by side, and
+``/fire-const``, the ``@task`` call with one async dependency that returns a constant:
+FastAPI's own cost of a dependency),
 ``tasks-sync`` and ``tasks-async`` (FastAPI's ``BackgroundTasks`` with a sync or an async
 task), ``executor`` (a module-level ``ThreadPoolExecutor(WORKERS)``, never shut down).
 """
@@ -16,11 +21,12 @@ task), ``executor`` (a module-level ``ThreadPoolExecutor(WORKERS)``, never shut 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, FastAPI
+from fastapi import BackgroundTasks, Depends, FastAPI
 
 from background_core import Background
 from bench.apps import CONTENDER, WORKERS, async_sleep_task, sleep_task
@@ -68,6 +74,21 @@ def _plain(fire_one: Callable[[], object]) -> tuple[Callable[..., Any], Callable
     return fire, fire_def
 
 
+async def _one() -> int:
+    return 1
+
+
+def _with_constant(fire_one: Callable[[], object]) -> Callable[..., Any]:
+    """An endpoint that fires like ``/fire`` with one async dependency that returns a
+    constant: FastAPI's own cost of resolving a dependency, beside ``/fire-dep``."""
+
+    async def fire(one: Annotated[int, Depends(_one)]) -> Answer:
+        fire_one()
+        return OK
+
+    return fire
+
+
 CONTENDERS = {
     "nothing": lambda: _plain(lambda: None),
     "ours": _ours,
@@ -88,6 +109,9 @@ else:
 _fire, _fire_def = CONTENDERS[CONTENDER]()
 app.get("/fire")(_fire)
 app.get("/fire-def")(_fire_def)
+if CONTENDER == "ours-task":
+    app.get("/fire-dep")(_ours()[0])
+    app.get("/fire-const")(_with_constant(POOL.task(sleep_task)))
 
 
 @app.get("/nothing")
@@ -98,3 +122,8 @@ async def nothing() -> Answer:
 @app.get("/ping")
 def ping() -> Answer:
     return OK
+
+
+@app.get("/pid")
+async def pid() -> dict[str, int]:
+    return {"pid": os.getpid()}

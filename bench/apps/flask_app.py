@@ -2,11 +2,13 @@
 fires: ``nothing``, ``ours`` (`flask_background`, a task decorated with the extension),
 ``flask-executor`` (Flask-Executor, thread type) or ``executor`` (a module-level
 ``ThreadPoolExecutor``, never shut down). Every pool has `WORKERS` threads. ``/nothing`` is the
-same endpoint firing nothing, on every contender's server.
+same endpoint firing nothing, on every contender's server; ``/pid`` answers the serving
+worker process's id.
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
@@ -55,3 +57,8 @@ def nothing() -> dict[str, bool]:
 @app.get("/ping")
 def ping() -> dict[str, bool]:
     return {"ok": True}
+
+
+@app.get("/pid")
+def pid() -> dict[str, int]:
+    return {"pid": os.getpid()}

@@ -19,7 +19,10 @@ def background_of(conn: HTTPConnection) -> Background:
     Raises:
         RuntimeError: The app has no background lifespan; the message says how to add it.
     """
-    pool = getattr(conn.state, STATE_KEY, None)
+    try:  # the lifespan state of this request (what conn.state reads), without a State
+        pool = conn.scope["state"][STATE_KEY]
+    except (KeyError, TypeError):
+        pool = getattr(conn.state, STATE_KEY, None)
     if not isinstance(pool, Background):
         error = RuntimeError(_no_pool_reason())
         if not _said.is_set():  # a server may hide the 500's traceback (daphne does): once

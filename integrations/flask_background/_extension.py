@@ -12,8 +12,10 @@ import logging
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, Future
+from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar, overload
 
+import flask.globals
 from flask import Flask, current_app, has_app_context
 
 import background_core
@@ -46,6 +48,10 @@ RETRY_AFTER = 1
 """Seconds a 503 for a full queue tells the client to wait (its ``Retry-After``)."""
 
 logger = logging.getLogger("background")
+
+# Flask's variable of the current app context (Flask 2.3+), read directly on a task's call:
+# has_app_context() and current_app read it twice through a proxy. Without it, `pool`.
+_cv_app: ContextVar[Any] | None = getattr(flask.globals, "_cv_app", None)
 
 
 class Background(Executor):
@@ -220,6 +226,14 @@ class Background(Executor):
     # -- submitting --------------------------------------------------------------------
 
     def _pool_now(self) -> background_core.Background:
+        """`pool`, what each call of a task looks up: straight from the current app
+        context's app when it has our pool (a request, a CLI command), else `pool`'s rules."""
+        if _cv_app is not None:
+            context = _cv_app.get(None)
+            if context is not None:
+                pool = context.app.extensions.get(self.extension_key)
+                if pool is not None:
+                    return pool  # type: ignore[no-any-return]
         return self.pool
 
     @overload
