@@ -63,13 +63,11 @@ def capture(own: Capturer | None = None) -> Captured:
 def copy_without(excluded: frozenset[ContextVar[Any]]) -> Context:
     """A copy of the current context in which the `excluded` variables were never set."""
     context = copy_context()
-    for var in excluded:
-        if var in context:
-            break
-    else:
+    if excluded.isdisjoint(context):
         return context
     fresh = Context()
-    fresh.run(_set_kept, context, excluded)
+    if not excluded.issuperset(context):  # a Flask request's context holds only its own
+        fresh.run(_set_kept, context, excluded)
     return fresh
 
 

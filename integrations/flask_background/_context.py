@@ -15,11 +15,13 @@ import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import flask.globals
 from flask import Flask, current_app, has_request_context, request
 from flask.ctx import AppContext
+from flask.signals import appcontext_popped, appcontext_pushed, appcontext_tearing_down
 
 # The submitter's app and request contexts must not reach the task through the contextvars
 # it inherits: a request object outlives its response there. (Flask keeps them in these
@@ -59,8 +61,26 @@ def task_context(app: Flask, *, copy_request: bool) -> Callable[[], AbstractCont
 
 # Context managers that build Flask's contexts when the worker enters them, not before.
 
-# The app contexts a task entered, innermost last: per task, as each runs in its own context.
-_ENTERED: ContextVar[tuple[AppContext, ...]] = ContextVar("flask_background_entered", default=())
+# What each task entered, innermost first: (app context, its token or None, what was
+# there before). Per task, as each runs in its own context, `async def` ones included.
+_ENTERED: ContextVar[tuple[Any, ...]] = ContextVar("flask_background_entered", default=())
+
+_CV_APP = getattr(flask.globals, "_cv_app", None)
+
+
+def _replicates_push_and_pop() -> bool:
+    """True if this Flask's `AppContext.push` and ``pop`` are the ones `_AppContexts`
+    repeats (Flask 2.3 to 3.1: set or reset ``_cv_app``, send a signal, tear down once);
+    any other Flask gets the plain push and pop."""
+    try:
+        major, minor = (int(part) for part in version("flask").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return isinstance(_CV_APP, ContextVar) and (2, 3) <= (major, minor) <= (3, 1)
+
+
+LEAN = _replicates_push_and_pop()
+"""Whether tasks push their app context the lean way (see `_AppContexts`)."""
 
 
 class _AppContexts:
@@ -71,25 +91,59 @@ class _AppContexts:
     What it entered is kept in a context variable, not per thread: each task, and each
     ``async def`` task interleaved with others on the pool's loop, runs in a context of
     its own, so tasks never pop each other's app context.
+
+    Each task gets ``app.app_context()``, a fresh one (its own `g`), pushed and popped as
+    Flask's ``push`` and ``pop`` do, minus what does nothing: a signal nobody receives,
+    and a teardown with no function or receiver to call. That is most of the cost of an
+    app context per task. An app whose class overrides ``app_context`` or
+    ``do_teardown_appcontext``, and a Flask this was not checked against, get the plain
+    ``push`` and ``pop``.
     """
 
-    __slots__ = ("_app",)
+    __slots__ = ("_app", "_lean")
 
     def __init__(self, app: weakref.ref[Flask]) -> None:
         self._app = app
+        served = app()
+        self._lean = LEAN and (
+            served is not None
+            and type(served).app_context is Flask.app_context
+            and type(served).do_teardown_appcontext is Flask.do_teardown_appcontext
+        )
 
     def __enter__(self) -> None:
         app = self._app()
         if app is None:
             raise RuntimeError(_GONE)
-        context = app.app_context()
-        context.push()
-        _ENTERED.set((*_ENTERED.get(), context))
+        if self._lean:
+            context = AppContext(app)  # what app.app_context() makes
+            token = _CV_APP.set(context)  # type: ignore[union-attr]
+            if appcontext_pushed.receivers:
+                appcontext_pushed.send(app, _async_wrapper=app.ensure_sync)
+        else:
+            context = app.app_context()
+            token = None
+            context.push()
+        _ENTERED.set((context, token, _ENTERED.get()))
 
     def __exit__(self, *exc_info: object) -> None:
-        *rest, context = _ENTERED.get()
-        _ENTERED.set(tuple(rest))
-        context.pop(exc_info[1] if isinstance(exc_info[1], BaseException) else None)
+        context, token, before = _ENTERED.get()
+        _ENTERED.set(before)
+        error = exc_info[1] if isinstance(exc_info[1], BaseException) else None
+        if token is None:
+            context.pop(error)
+            return
+        app = context.app
+        try:
+            if app.teardown_appcontext_funcs or appcontext_tearing_down.receivers:
+                app.do_teardown_appcontext(error)
+        finally:
+            current = _CV_APP.get()  # type: ignore[union-attr]
+            _CV_APP.reset(token)  # type: ignore[union-attr]
+        if current is not context:  # a task that left its own app context pushed
+            raise AssertionError(f"Popped wrong app context. ({current!r} instead of {context!r})")
+        if appcontext_popped.receivers:
+            appcontext_popped.send(app, _async_wrapper=app.ensure_sync)
 
 
 class _RequestContext:

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar, overload
 
 import flask.globals
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app
 
 import background_core
 from background_core import ErrorHook, TaskMaker, check_count, check_option, log_fields
@@ -198,8 +198,11 @@ class Background(Executor):
         Raises:
             RuntimeError: No pool can be chosen; the message says what to do.
         """
-        if has_app_context():
+        try:  # one look-up, not has_app_context() and then current_app: every submit
             app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        except RuntimeError:  # outside an app context
+            pass
+        else:
             try:
                 pool: background_core.Background = app.extensions[self.extension_key]
             except KeyError:

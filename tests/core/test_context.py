@@ -394,6 +394,19 @@ def test_excluded_contextvars_do_not_travel_but_the_others_do() -> None:
         )
 
 
+def test_a_context_of_excluded_variables_only_travels_empty() -> None:
+    private: contextvars.ContextVar[str] = contextvars.ContextVar("private")
+
+    def submit_with_only_it_set(bg: Background) -> dict[str, object]:
+        private.set("request object")
+        future = bg.submit(lambda: {var.name: v for var, v in contextvars.copy_context().items()})
+        return future.result(timeout=10)
+
+    with Background(1, name="only", exclude_contextvars=[private]) as bg:
+        # A fresh context holds the one variable: a Flask request's holds only Flask's.
+        assert contextvars.Context().run(submit_with_only_it_set, bg) == {}
+
+
 def test_a_raising_capturer_fails_the_submission_loudly_and_it_is_counted() -> None:
     def broken() -> contextlib.AbstractContextManager[None]:
         raise LookupError("no tenant")
