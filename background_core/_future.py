@@ -4,20 +4,27 @@ A stdlib `Future` builds a `threading.Condition` (an RLock, a deque, six attribu
 is created. Most background tasks are fired and forgotten: nobody ever waits on them. This
 subclass builds the condition only when something first needs it (a waiter, a callback,
 `cancel()`, `done()`), and the worker resolves futures that never grew one without it.
-Building the condition and the worker's check both hold the future's own plain lock (a
-C-level lock: about 0.1 µs to make, against several µs for a Condition), so a waiter
-that arrives while the worker resolves either sees the result or is notified.
+Building the condition and the worker's check both hold the future's lock (one of a few
+shared ones, see `_lazy`), so a waiter that arrives while the worker resolves either sees
+the result or is notified. Under that lock go only attribute stores: nothing that calls
+out, allocates (a collection may run finalizers) or waits.
 
 This leans on the stdlib Future's private attributes, identical in CPython 3.10 to 3.13.
 `LAZY` is False, and every future is a plain eagerly built one, on any Python whose
 `Future` looks different; the tests run this module on every interpreter they find.
+
+The stdlib's attributes are slots here, and a flag (``_built``) says whether the condition
+was built: no instance ``__dict__`` is ever made (reading one makes it, on 3.11+). A future
+that finished before anything looked at it gets `SETTLED` as its condition, waiter list and
+callback list when something does (``wait()``, ``as_completed()``, ``result()``): its state
+is final, so there is nothing left to guard, wait for or announce, and waiting on many done
+futures allocates nothing per future.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from _thread import LockType, allocate_lock
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
@@ -32,6 +39,7 @@ from contextvars import Context
 from typing import Any, TypeVar
 
 from ._context import Captured
+from ._lazy import SETTLED, lock_for
 from ._report import UnretrievedFailure
 
 R = TypeVar("R")
@@ -64,11 +72,18 @@ class TaskFuture(Future[R]):
 
     __slots__ = (
         "_args",
+        "_built",
+        "_condition",
         "_context",
+        "_done_callbacks",
+        "_exception",
         "_fn",
         "_kwargs",
         "_lock",
         "_managers",
+        "_result",
+        "_state",
+        "_waiters",
         "sent_to",
         "started",
         "submitted",
@@ -86,9 +101,10 @@ class TaskFuture(Future[R]):
     _fn: Callable[..., Any] | None
     _args: tuple[Any, ...]
     _kwargs: Mapping[str, Any]
-    _lock: LockType
+    _lock: threading.RLock  # shared with other futures: see _lazy
     _context: Context | None
     _managers: Captured
+    _built: bool  # the condition was built (see the module docstring): read without the lock
     # The stdlib's own attributes, declared for the type checker.
     _condition: threading.Condition
     _waiters: list[Any]
@@ -98,12 +114,22 @@ class TaskFuture(Future[R]):
         # Only reached for attributes not yet set: the lazily built ones.
         if name not in _LAZY_NAMES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        waiters: Any
+        callbacks: Any
+        condition: Any
+        if self._state == FINISHED:  # final: see Settled
+            waiters = callbacks = condition = SETTLED
+        else:  # made before taking the lock (see the module docstring); unused if it lost
+            waiters, callbacks, condition = [], [], threading.Condition()
         with self._lock:
-            if "_condition" not in self.__dict__:
-                self._waiters = []
-                self._done_callbacks = []
-                self._condition = threading.Condition()
-        return self.__dict__[name]
+            if not self._built:
+                if self._state == FINISHED:  # it finished meanwhile
+                    waiters = callbacks = condition = SETTLED
+                self._waiters = waiters
+                self._done_callbacks = callbacks
+                self._condition = condition
+                self._built = True
+        return object.__getattribute__(self, name)
 
     def take_work(self) -> Work:
         """Hand the work over, once: the future keeps no reference to it afterwards, so
@@ -153,12 +179,16 @@ class TaskFuture(Future[R]):
 
     def start(self) -> bool:
         """Mark the future running; False if it was cancelled first (then nothing may run)."""
-        if LAZY:
-            with self._lock:
-                if "_condition" not in self.__dict__:
+        if not self._built:
+            lock = self._lock
+            lock.acquire()  # not `with`: half the cost, on every task
+            try:
+                if not self._built:
                     # Nobody can have cancelled it: cancel() builds the condition.
                     self._state = RUNNING
                     return True
+            finally:
+                lock.release()
         with self._condition:
             if self._state == CANCELLED_AND_NOTIFIED:  # see cancel_and_notify()
                 return False
@@ -191,9 +221,11 @@ class TaskFuture(Future[R]):
 
     def finish(self, result: Any, error: BaseException | None) -> None:
         """Resolve with `result`, or with `error` when it is not None; wakes waiters."""
-        if LAZY:
-            with self._lock:
-                if "_condition" not in self.__dict__:
+        if not self._built:
+            lock = self._lock
+            lock.acquire()
+            try:
+                if not self._built:
                     # Nothing waits and no callback is registered: nobody to tell.
                     if error is None:
                         self._result = result
@@ -201,6 +233,8 @@ class TaskFuture(Future[R]):
                         self._exception = error
                     self._state = FINISHED
                     return
+            finally:
+                lock.release()
         if error is None:
             self.set_result(result)
         else:
@@ -209,9 +243,9 @@ class TaskFuture(Future[R]):
     def rewind(self) -> None:
         """Back to pending, for another attempt: it can be cancelled again until it starts."""
         self.sent_to = None  # an executor's future of the last attempt, done
-        if LAZY:
+        if not self._built:
             with self._lock:
-                if "_condition" not in self.__dict__:
+                if not self._built:
                     self._state = PENDING
                     self.started = 0.0
                     return
@@ -245,9 +279,11 @@ def new_future(  # noqa: PLR0917  (positional: once per submission, the hot path
         future._state = PENDING
         future._result = None
         future._exception = None
+        future._built = False
     else:
         Future.__init__(future)
-    future._lock = allocate_lock()  # a PlannedFuture's attempts use it in both modes
+        future._built = True
+    future._lock = lock_for(id(future))  # a PlannedFuture's attempts use it in both modes
     future.task_name = name
     future.submitted = submitted
     future.started = 0.0

@@ -504,3 +504,29 @@ def test_a_future_whose_result_raised_is_freed_without_the_collector(pool: Backg
         wait_until(lambda: ref() is None, "the future is freed", timeout=2)
     finally:
         gc.enable()
+
+
+def test_a_held_future_lock_is_seen_by_the_sigterm_handlers_check() -> None:
+    # Futures share a few locks (see _lazy): a SIGTERM handler that interrupted the main
+    # thread inside one must not cancel futures (whose cancel may need the same lock).
+    from background_core import _exit, _lazy
+
+    assert not _lazy.in_critical_section()
+    assert not _exit._interrupted_a_pool()
+    with _lazy.lock_for(id(object())):
+        assert _lazy.in_critical_section()
+        assert _exit._interrupted_a_pool()
+    assert not _lazy.in_critical_section()
+
+
+def test_a_finished_future_waited_on_builds_no_condition(pool: Background) -> None:
+    futures = [pool.submit(abs, -i) for i in range(100)]
+    assert pool.drain(WAIT).finished
+    done, not_done = cf.wait(futures, timeout=WAIT)
+    assert done == set(futures)
+    assert not not_done
+    assert sorted(f.result() for f in cf.as_completed(futures, timeout=WAIT)) == list(range(100))
+    conditions = {type(f._condition).__name__ for f in futures}  # type: ignore[attr-defined]
+    from background_core import _future
+
+    assert conditions == ({"Settled"} if _future.LAZY else {"Condition"})
