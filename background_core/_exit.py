@@ -21,7 +21,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from ._lazy import in_critical_section as futures_locked
+from ._future import in_critical_section as futures_locked
 from ._pool import Background, running_pools
 from ._report import log_fields
 

@@ -1,45 +1,25 @@
-"""What the lazy futures share (see `_future`): the locks that guard their lazily built
-condition, and `SETTLED`, what a future that finished before anything looked at it gets as
-its condition, waiter list and callback list."""
+"""What the lazy futures rest on (see `_future`): whether the stdlib's `Future` is the one
+they know (`LAZY`), and `SETTLED`, what a future that finished before anything looked at
+it gets as its condition, waiter list and callback list."""
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
-_STRIPES = 64  # a power of two
+_EXPECTED = {"_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks"}
+LAZY_NAMES = frozenset({"_condition", "_waiters", "_done_callbacks"})
 
 
-def _new_locks() -> tuple[threading.RLock, ...]:
-    return tuple(threading.RLock() for _ in range(_STRIPES))
+def _stdlib_future_matches() -> bool:
+    probe: Future[None] = Future()
+    return set(vars(probe)) == _EXPECTED and callable(getattr(probe, "_invoke_callbacks", None))
 
 
-# A future's lock guards a few attribute stores (never a call, an allocation or a wait),
-# so futures share these: a lock of its own per future would be one more object per task
-# for the garbage collector to walk. Reentrant, for a signal handler that interrupts one
-# (see `in_critical_section`).
-locks = _new_locks()
-
-
-def lock_for(key: int) -> threading.RLock:
-    """The lock of the future whose ``id()`` is `key`."""
-    return locks[(key >> 4) & (_STRIPES - 1)]
-
-
-def in_critical_section() -> bool:
-    """True if the current thread holds a future's lock: only a signal handler that
-    interrupted it sees that. Falls back to False where RLock has no `_is_owned`."""
-    return any(getattr(lock, "_is_owned", bool)() for lock in locks)
-
-
-def _reset_in_child() -> None:
-    global locks
-    locks = _new_locks()  # a parent's thread may have held one at fork()
-
-
-os.register_at_fork(after_in_child=_reset_in_child)
+LAZY = _stdlib_future_matches() and os.environ.get("BACKGROUND_EAGER_FUTURES") != "1"
+"""Whether futures build their condition lazily (see `_future`)."""
 
 
 class Settled:

@@ -507,16 +507,16 @@ def test_a_future_whose_result_raised_is_freed_without_the_collector(pool: Backg
 
 
 def test_a_held_future_lock_is_seen_by_the_sigterm_handlers_check() -> None:
-    # Futures share a few locks (see _lazy): a SIGTERM handler that interrupted the main
+    # Futures share one lock (see _future): a SIGTERM handler that interrupted the main
     # thread inside one must not cancel futures (whose cancel may need the same lock).
-    from background_core import _exit, _lazy
+    from background_core import _exit, _future
 
-    assert not _lazy.in_critical_section()
+    assert not _future.in_critical_section()
     assert not _exit._interrupted_a_pool()
-    with _lazy.lock_for(id(object())):
-        assert _lazy.in_critical_section()
+    with _future.TaskFuture._lock:
+        assert _future.in_critical_section()
         assert _exit._interrupted_a_pool()
-    assert not _lazy.in_critical_section()
+    assert not _future.in_critical_section()
 
 
 def test_a_finished_future_waited_on_builds_no_condition(pool: Background) -> None:
