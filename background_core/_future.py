@@ -38,7 +38,7 @@ from concurrent.futures._base import (
 from contextvars import Context
 from typing import Any, TypeVar
 
-from ._context import Captured
+from ._context import EMPTY, Captured
 from ._lazy import LAZY, LAZY_NAMES, SETTLED
 from ._report import UnretrievedFailure
 
@@ -129,6 +129,8 @@ class TaskFuture(Future[R]):
         fn, context = self._fn, self._context
         assert fn is not None, "the work of a task is taken once"
         assert context is not None
+        if context is EMPTY:  # shared, never entered: see _context.snapshot
+            context = Context()
         work = (fn, self._args, self._kwargs, context, self._managers)
         # As drop_work(), without a second call on the hot path.
         self._fn = self._context = self._managers = None

@@ -16,11 +16,11 @@ import time
 import weakref
 from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextvars import ContextVar, copy_context
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from ._backpressure import Backpressure
-from ._context import Capturer, capture, copy_without
+from ._context import Capturer, capture, copy_without, snapshot
 from ._errors import PoolClosed, QueueFull
 from ._future import SENDING, new_future
 from ._ledger import Ledger
@@ -240,7 +240,7 @@ class Background(ThreadPoolExecutor):
             is_async = runs_async(fn)  # raises TypeError for a generator function
         if self._closed:  # before the capturers, whose errors would hide this one
             self._refuse(name)
-        context = copy_without(self._excluded) if self._excluded else copy_context()
+        context = copy_without(self._excluded) if self._excluded else snapshot()
         try:
             managers = capture(self._capturer)
         except BaseException:
