@@ -38,6 +38,7 @@ from concurrent.futures._base import (
 from contextvars import Context
 from typing import Any, TypeVar
 
+from ._condition import new_condition
 from ._context import EMPTY, Captured
 from ._lazy import LAZY, LAZY_NAMES, SETTLED
 from ._report import UnretrievedFailure
@@ -112,7 +113,7 @@ class TaskFuture(Future[R]):
         if self._state == FINISHED:  # final: see Settled
             waiters = callbacks = condition = SETTLED
         else:  # made before taking the lock (see the module docstring); unused if it lost
-            waiters, callbacks, condition = [], [], threading.Condition()
+            waiters, callbacks, condition = [], [], new_condition()
         with self._lock:
             if not self._built:
                 if self._state == FINISHED:  # it finished meanwhile
