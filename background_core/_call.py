@@ -24,7 +24,14 @@ def call(
     """Call the task's function in its context: its result, or what it raised."""
     try:
         if managers is None:
-            return context.run(fn, *args, **kwargs), None
+            # Unpacking costs ~0.15 µs even when empty: the common shapes call directly.
+            if kwargs:
+                return context.run(fn, *args, **kwargs), None
+            if not args:
+                return context.run(fn), None
+            if len(args) == 1:
+                return context.run(fn, args[0]), None
+            return context.run(fn, *args), None
         return context.run(call_within, managers, functools.partial(fn, *args, **kwargs)), None
     except BaseException as error:  # the future carries every failure
         del fn, args, kwargs, context, managers

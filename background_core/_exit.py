@@ -21,6 +21,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from ._future import in_critical_section as futures_locked
 from ._pool import Background, running_pools
 from ._report import log_fields
 
@@ -117,8 +118,9 @@ def install_sigterm_handler() -> None:
 
 
 def _interrupted_a_pool() -> bool:
-    """True if the main thread, which this handler interrupted, holds a pool's lock."""
-    return any(pool.in_critical_section() for pool in running_pools())
+    """True if the main thread, which this handler interrupted, holds a pool's lock (or a
+    future's, which a pool's cancel may need)."""
+    return futures_locked() or any(pool.in_critical_section() for pool in running_pools())
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -4,20 +4,27 @@ A stdlib `Future` builds a `threading.Condition` (an RLock, a deque, six attribu
 is created. Most background tasks are fired and forgotten: nobody ever waits on them. This
 subclass builds the condition only when something first needs it (a waiter, a callback,
 `cancel()`, `done()`), and the worker resolves futures that never grew one without it.
-Building the condition and the worker's check both hold the future's own plain lock (a
-C-level lock: about 0.1 µs to make, against several µs for a Condition), so a waiter
-that arrives while the worker resolves either sees the result or is notified.
+Building the condition and the worker's check both hold the futures' lock (one for all,
+see ``_lock``), so a waiter that arrives while the worker resolves either sees the result
+or is notified. Under that lock go only attribute stores: nothing that calls out,
+allocates (a collection may run finalizers) or waits.
 
 This leans on the stdlib Future's private attributes, identical in CPython 3.10 to 3.13.
 `LAZY` is False, and every future is a plain eagerly built one, on any Python whose
 `Future` looks different; the tests run this module on every interpreter they find.
+
+The stdlib's attributes are slots here, and a flag (``_built``) says whether the condition
+was built: no instance ``__dict__`` is ever made (reading one makes it, on 3.11+). A future
+that finished before anything looked at it gets `SETTLED` as its condition, waiter list and
+callback list when something does (``wait()``, ``as_completed()``, ``result()``): its state
+is final, so there is nothing left to guard, wait for or announce, and waiting on many done
+futures allocates nothing per future.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from _thread import LockType, allocate_lock
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
@@ -31,25 +38,17 @@ from concurrent.futures._base import (
 from contextvars import Context
 from typing import Any, TypeVar
 
-from ._context import Captured
+from ._condition import new_condition
+from ._context import EMPTY, Captured
+from ._lazy import LAZY, LAZY_NAMES, SETTLED
 from ._report import UnretrievedFailure
 
 R = TypeVar("R")
 
-_EXPECTED = {"_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks"}
-_LAZY_NAMES = frozenset({"_condition", "_waiters", "_done_callbacks"})
-
-
-def _stdlib_future_matches() -> bool:
-    probe: Future[None] = Future()
-    return set(vars(probe)) == _EXPECTED and callable(getattr(probe, "_invoke_callbacks", None))
-
-
-LAZY = _stdlib_future_matches() and os.environ.get("BACKGROUND_EAGER_FUTURES") != "1"
-
-
 # Marks a task bound for a user's executor whose submission there is still under way.
 SENDING: Future[Any] = Future()
+
+NO_KWARGS: Mapping[str, Any] = {}  # shared: a call unpacks it, nothing changes it
 
 Work = tuple[Callable[..., Any], tuple[Any, ...], Mapping[str, Any], Context, Captured]
 """A task's work: function, arguments, keyword arguments, context, captured managers."""
@@ -62,48 +61,68 @@ class TaskFuture(Future[R]):
     ``started``, ``sent_to``); the work itself is handed over once, by `take_work`.
     """
 
+    # Slots for what every future sets when it is made; class-level defaults (no store
+    # per task) for what most futures never change, or change only on a worker.
     __slots__ = (
         "_args",
+        "_condition",
         "_context",
+        "_done_callbacks",
         "_fn",
         "_kwargs",
-        "_lock",
         "_managers",
-        "sent_to",
-        "started",
+        "_state",
+        "_waiters",
         "submitted",
         "task_id",
         "task_name",
-        "unretrieved",
     )
 
     task_name: str
     task_id: int
     submitted: float  # time.monotonic() at submission
-    started: float  # time.monotonic() when it started, 0.0 before
-    sent_to: Future[Any] | None  # the user's executor's future, if the work went there
-    unretrieved: UnretrievedFailure | None  # a failure to log unless the caller gets it
+    started: float = 0.0  # time.monotonic() when it started, 0.0 before
+    sent_to: Future[Any] | None = None  # the user's executor's future, if it went there
+    unretrieved: UnretrievedFailure | None = None  # a failure to log unless retrieved
     _fn: Callable[..., Any] | None
     _args: tuple[Any, ...]
     _kwargs: Mapping[str, Any]
-    _lock: LockType
     _context: Context | None
     _managers: Captured
+    # The condition was built (see the module docstring): read without the lock.
+    _built: bool = not LAZY
+    # Guards the lazily built condition. One for every future: it guards a few attribute
+    # stores (never a call, an allocation or a wait), and a lock per future would be one
+    # more object per task for the garbage collector to walk. Reentrant, for a signal
+    # handler that interrupts it (see `in_critical_section`). Replaced in a forked child.
+    _lock: threading.RLock = threading.RLock()
     # The stdlib's own attributes, declared for the type checker.
+    _result: Any = None
+    _exception: BaseException | None = None
     _condition: threading.Condition
     _waiters: list[Any]
     _done_callbacks: list[Callable[[Future[R]], object]]
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes not yet set: the lazily built ones.
-        if name not in _LAZY_NAMES:
+        if name not in LAZY_NAMES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        waiters: Any
+        callbacks: Any
+        condition: Any
+        if self._state == FINISHED:  # final: see Settled
+            waiters = callbacks = condition = SETTLED
+        else:  # made before taking the lock (see the module docstring); unused if it lost
+            waiters, callbacks, condition = [], [], new_condition()
         with self._lock:
-            if "_condition" not in self.__dict__:
-                self._waiters = []
-                self._done_callbacks = []
-                self._condition = threading.Condition()
-        return self.__dict__[name]
+            if not self._built:
+                if self._state == FINISHED:  # it finished meanwhile
+                    waiters = callbacks = condition = SETTLED
+                self._waiters = waiters
+                self._done_callbacks = callbacks
+                self._condition = condition
+                self._built = True
+        return object.__getattribute__(self, name)
 
     def take_work(self) -> Work:
         """Hand the work over, once: the future keeps no reference to it afterwards, so
@@ -111,18 +130,20 @@ class TaskFuture(Future[R]):
         fn, context = self._fn, self._context
         assert fn is not None, "the work of a task is taken once"
         assert context is not None
+        if context is EMPTY:  # shared, never entered: see _context.snapshot
+            context = Context()
         work = (fn, self._args, self._kwargs, context, self._managers)
         # As drop_work(), without a second call on the hot path.
         self._fn = self._context = self._managers = None
         self._args = ()
-        self._kwargs = {}
+        self._kwargs = NO_KWARGS
         return work
 
     def drop_work(self) -> None:
         """Drop the work unrun (the task was cancelled, or went elsewhere)."""
         self._fn = None
         self._args = ()
-        self._kwargs = {}
+        self._kwargs = NO_KWARGS
         self._context = None
         self._managers = None
 
@@ -153,12 +174,16 @@ class TaskFuture(Future[R]):
 
     def start(self) -> bool:
         """Mark the future running; False if it was cancelled first (then nothing may run)."""
-        if LAZY:
-            with self._lock:
-                if "_condition" not in self.__dict__:
+        if not self._built:
+            lock = self._lock
+            lock.acquire()  # not `with`: half the cost, on every task
+            try:
+                if not self._built:
                     # Nobody can have cancelled it: cancel() builds the condition.
                     self._state = RUNNING
                     return True
+            finally:
+                lock.release()
         with self._condition:
             if self._state == CANCELLED_AND_NOTIFIED:  # see cancel_and_notify()
                 return False
@@ -191,16 +216,21 @@ class TaskFuture(Future[R]):
 
     def finish(self, result: Any, error: BaseException | None) -> None:
         """Resolve with `result`, or with `error` when it is not None; wakes waiters."""
-        if LAZY:
-            with self._lock:
-                if "_condition" not in self.__dict__:
+        if not self._built:
+            # Stored first, outside the lock; nobody reads them before the state says so.
+            if error is None:
+                self._result = result
+            else:
+                self._exception = error
+            lock = self._lock
+            lock.acquire()
+            try:
+                if not self._built:
                     # Nothing waits and no callback is registered: nobody to tell.
-                    if error is None:
-                        self._result = result
-                    else:
-                        self._exception = error
                     self._state = FINISHED
                     return
+            finally:
+                lock.release()
         if error is None:
             self.set_result(result)
         else:
@@ -209,9 +239,9 @@ class TaskFuture(Future[R]):
     def rewind(self) -> None:
         """Back to pending, for another attempt: it can be cancelled again until it starts."""
         self.sent_to = None  # an executor's future of the last attempt, done
-        if LAZY:
+        if not self._built:
             with self._lock:
-                if "_condition" not in self.__dict__:
+                if not self._built:
                     self._state = PENDING
                     self.started = 0.0
                     return
@@ -221,6 +251,19 @@ class TaskFuture(Future[R]):
 
 
 _new = object.__new__
+
+
+def in_critical_section() -> bool:
+    """True if the current thread holds the futures' lock: only a signal handler that
+    interrupted it sees that. Falls back to False where RLock has no `_is_owned`."""
+    return bool(getattr(TaskFuture._lock, "_is_owned", bool)())
+
+
+def _reset_in_child() -> None:
+    TaskFuture._lock = threading.RLock()  # a parent's thread may have held it at fork()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def new_future(  # noqa: PLR0917  (positional: once per submission, the hot path)
@@ -240,22 +283,15 @@ def new_future(  # noqa: PLR0917  (positional: once per submission, the hot path
     more per submission, measured.
     """
     future: TaskFuture[Any] = _new(kind)
-    if LAZY:
-        # Deliberately not Future.__init__: see the module docstring.
+    if LAZY:  # deliberately not Future.__init__: see the module docstring
         future._state = PENDING
-        future._result = None
-        future._exception = None
     else:
         Future.__init__(future)
-    future._lock = allocate_lock()  # a PlannedFuture's attempts use it in both modes
     future.task_name = name
     future.submitted = submitted
-    future.started = 0.0
-    future.sent_to = None
-    future.unretrieved = None
     future._fn = fn
     future._args = args
-    future._kwargs = kwargs
+    future._kwargs = kwargs or NO_KWARGS  # not one empty dict per task waiting in a queue
     future._context = context
     future._managers = managers
     return future

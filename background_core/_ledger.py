@@ -22,6 +22,8 @@ from typing import Any
 from ._future import TaskFuture
 from ._report import DrainReport, Stats, TaskInfo, task_info
 
+_monotonic = time.monotonic
+
 # A drain or blocked submitter re-checks this often even if a wake-up went astray.
 _RECHECK = 0.25
 
@@ -117,7 +119,7 @@ class Ledger:
 
     def started(self, future: TaskFuture[Any], tally: Tally) -> None:
         """Count `future` as running in `tally` (the shared one: with the lock held)."""
-        future.started = time.monotonic()
+        future.started = _monotonic()
         tally.running += 1
         if self.blocked:
             self._wake()
@@ -128,7 +130,10 @@ class Ledger:
         # done, never as queued again.
         tally.succeeded += 1
         tally.running -= 1
-        self._untrack(future)
+        live = self.live  # _untrack(), without an extra call on the hot path
+        del live[future.task_id]
+        if not live:
+            self._emptied()
 
     def failed(self, future: TaskFuture[Any], tally: Tally) -> None:
         """Count a started `future` as failed, and stop tracking it."""

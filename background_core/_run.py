@@ -9,6 +9,7 @@ counters, or None for the shared ones, which are written under the ledger's lock
 
 from __future__ import annotations
 
+import concurrent.futures
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -95,8 +96,14 @@ class Runner:
             self.plans.run(future, tally)  # type: ignore[arg-type]  # a PlannedFuture
             del future  # see below
             return
-        if not self.begin(future, tally):
+        if not future.start():  # begin(), without an extra call on the hot path
+            future.drop_work()
+            self.record(self.ledger.cancelled, future, tally)
             return
+        if tally is None:
+            self.record(self.ledger.started, future, None)
+        else:
+            self.ledger.started(future, tally)
         fn, args, kwargs, context, managers = future.take_work()
         if observing.observer is not None:
             managers = watched(self.pool_name, future, managers)
@@ -107,7 +114,16 @@ class Runner:
             if result is HANDED_OVER:
                 return
         del context
-        self.end(future, result, error, tally)
+        watching = observing.observer is not None
+        if tally is not None and error is None and not watching and not self.callbacks:
+            # The hot path: `end` without the steps that have nothing to do.
+            try:
+                future.finish(result, None)  # runs the future's done-callbacks
+            except BaseException:
+                log_raised("a done-callback", future, self.pool_name)
+            self.ledger.succeeded(future, tally)
+        else:
+            self.end(future, result, error, tally)
         # A traceback keeps this frame (its callers' too): it must not keep the future.
         del future, result, error
 
@@ -215,6 +231,24 @@ class Runner:
     def count_failed(self, future: TaskFuture[Any], tally: Tally | None) -> None:
         """Count a task as done whose future failed already, once its thread returned."""
         self.record(self.ledger.failed, future, tally)
+
+    def run_inline(
+        self, future: TaskFuture[Any], is_async: bool, *, eager: bool, own_thread: bool
+    ) -> None:
+        """Run a task in the submitting thread: an eager pool's, ``caller_runs``, or one of
+        the pool's `own_thread`s on a full queue; wait for an async one (on the loop)."""
+        if not is_async:
+            if eager:
+                self.run_eager(future)
+            else:
+                self.run(future, None)
+        waits = is_async or type(future) is TaskFuture  # not a sync task's retry
+        if waits and not future.done() and not own_thread:
+            # It runs on the pool's loop (async, or an awaitable a sync task returned):
+            # wait, but not from the loop's own thread, and without retrieving a failure,
+            # which stays the caller's to retrieve (or is logged).
+            concurrent.futures.wait([future])
+        del future  # a traceback of the task keeps this frame: see run()
 
     def run_eager(self, future: TaskFuture[Any]) -> None:
         """Run a sync task of an eager pool in the submitting thread (the first one runs

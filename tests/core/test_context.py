@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
@@ -121,6 +122,32 @@ def test_decorated_task_captures_contextvars_per_call(pool: Background) -> None:
     assert first.result(timeout=WAIT) == "first"
     assert second.result(timeout=WAIT) == "second"
     assert third.result(timeout=WAIT) == "unset"
+
+
+def test_tasks_submitted_where_no_variable_is_set_each_run_in_their_own_context() -> None:
+    # Their snapshots are one shared empty context (see _context.snapshot): what each task
+    # sets stays its own, sync or async, on one worker or several, retried or not.
+    def mark(tag: str) -> str:
+        seen = scratch.get()
+        scratch.set(tag)
+        return seen
+
+    async def mark_async(tag: str) -> str:
+        return mark(tag)
+
+    def submit_all(bg: Background) -> list[Future[str]]:
+        futures = [bg.submit(mark, f"sync-{i}") for i in range(200)]
+        futures += [bg.submit(mark_async, f"async-{i}") for i in range(50)]
+        futures += [bg.using(retries=1).submit(mark, f"planned-{i}") for i in range(20)]
+        return futures
+
+    for workers in (1, 2):
+        with Background(workers, name=f"empty-context-{workers}") as bg:
+            futures = contextvars.Context().run(submit_all, bg)
+            assert [f.result(timeout=WAIT) for f in futures] == ["clean"] * len(futures)
+    with Background(1, name="empty-context-eager", eager=True) as bg:
+        futures = contextvars.Context().run(submit_all, bg)
+        assert [f.result(timeout=WAIT) for f in futures] == ["clean"] * len(futures)
 
 
 def test_task_set_never_leaks_into_the_next_task_on_the_same_worker() -> None:

@@ -504,3 +504,93 @@ def test_a_future_whose_result_raised_is_freed_without_the_collector(pool: Backg
         wait_until(lambda: ref() is None, "the future is freed", timeout=2)
     finally:
         gc.enable()
+
+
+def test_a_held_future_lock_is_seen_by_the_sigterm_handlers_check() -> None:
+    # Futures share one lock (see _future): a SIGTERM handler that interrupted the main
+    # thread inside one must not cancel futures (whose cancel may need the same lock).
+    from background_core import _exit, _future
+
+    assert not _future.in_critical_section()
+    assert not _exit._interrupted_a_pool()
+    with _future.TaskFuture._lock:
+        assert _future.in_critical_section()
+        assert _exit._interrupted_a_pool()
+    assert not _future.in_critical_section()
+
+
+def test_a_finished_future_waited_on_builds_no_condition(pool: Background) -> None:
+    futures = [pool.submit(abs, -i) for i in range(100)]
+    assert pool.drain(WAIT).finished
+    done, not_done = cf.wait(futures, timeout=WAIT)
+    assert done == set(futures)
+    assert not not_done
+    assert sorted(f.result() for f in cf.as_completed(futures, timeout=WAIT)) == list(range(100))
+    conditions = {type(f._condition).__name__ for f in futures}  # type: ignore[attr-defined]
+    from background_core import _future
+
+    assert conditions == ({"Settled"} if _future.LAZY else {"Condition"})
+
+
+@pytest.mark.parametrize("kind", ["light", "stdlib"])
+def test_a_pending_futures_condition_behaves_like_threading_condition(kind: str) -> None:
+    from background_core._condition import Condition
+
+    condition: Any = Condition() if kind == "light" else threading.Condition()
+    with pytest.raises(RuntimeError):
+        condition.wait(0)
+    with pytest.raises(RuntimeError):
+        condition.notify()
+    with pytest.raises(RuntimeError):
+        condition.notify_all()
+    with condition:
+        with condition:  # reentrant
+            assert condition.wait(0) is False
+        assert condition.wait(0.001) is False
+        condition.notify_all()  # nobody waits: nothing to do
+    assert condition.acquire(False)
+    condition.release()
+
+    waiting = 0
+    woken: list[bool] = []
+
+    def waiter() -> None:
+        nonlocal waiting
+        with condition:
+            waiting += 1
+            woken.append(condition.wait(WAIT))
+
+    threads = [threading.Thread(target=waiter) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+
+    def all_waiting() -> bool:
+        with condition:  # a waiter holds the lock until its wait() lets go of it
+            return waiting == 3
+
+    wait_until(all_waiting, "three threads wait")
+    with condition:
+        condition.notify()
+    wait_until(lambda: len(woken) == 1, "one thread woke")
+    with condition:
+        condition.notify_all()
+    for thread in threads:
+        thread.join(WAIT)
+    assert woken == [True, True, True]
+
+
+def test_futures_waited_on_while_pending_get_the_light_condition(pool: Background) -> None:
+    from background_core import _condition, _future
+
+    gate = Gate()
+    futures = [pool.submit(gate, i) for i in range(20)]
+    done, _ = cf.wait(futures, timeout=0)
+    assert not done
+    expected = _condition.Condition if _future.LAZY and _condition.LIGHT else threading.Condition
+    assert all(type(f._condition) is expected for f in futures)  # type: ignore[attr-defined]
+    opener = threading.Thread(target=gate.open)
+    opener.start()
+    assert sorted(f.result(timeout=WAIT) for f in cf.as_completed(futures, timeout=WAIT)) == list(
+        range(20)
+    )
+    opener.join(WAIT)
