@@ -77,10 +77,10 @@ def ours_flask(workers: int) -> Iterator[tuple[Submit, Callable[[], None]]]:
     app.config.update(
         BACKGROUND_WORKERS=workers, BACKGROUND_DRAIN_TIMEOUT=300, BACKGROUND_MAX_QUEUE=None
     )
-    Background(app)
+    extension = Background(app)
     with app.test_request_context("/"):
         pool = app.extensions["background"]
-        yield pool.submit, pool.shutdown
+        yield extension.submit, pool.shutdown  # the extension's submit, as a handler calls it
 
 
 @contextlib.contextmanager
