@@ -294,14 +294,19 @@ def scaled(name: str, workers: int) -> Iterator[Scaled]:
 
 
 def floor(workers: int) -> Scaled:
-    """The least a pool can do: `SimpleQueue.put`, and threads that get and call. No
+    """The least a pool can do: `SimpleQueue.put` of the function and its arguments (what
+    any pool must carry, as the issue's harness did), and threads that get and call. No
     futures, no bookkeeping."""
-    queue: SimpleQueue[Callable[[], object] | None] = SimpleQueue()
+    queue: SimpleQueue[tuple[Callable[..., object], tuple[Any, ...]] | None] = SimpleQueue()
 
     def consume() -> None:
         get = queue.get
-        while (fn := get()) is not None:
-            fn()
+        while (work := get()) is not None:
+            fn, args = work
+            fn(*args)
+
+    def submit(fn: Callable[..., object], *args: Any) -> None:
+        queue.put((fn, args))
 
     threads = [threading.Thread(target=consume, daemon=True) for _ in range(workers)]
     for thread in threads:
@@ -313,7 +318,7 @@ def floor(workers: int) -> Scaled:
         for thread in threads:
             thread.join()
 
-    return Scaled(queue.put, finish)
+    return Scaled(submit, finish)
 
 
 def figure_queued(pool: Scaled, workers: int, tasks: int, abandon: bool) -> float:

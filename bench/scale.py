@@ -1,7 +1,8 @@
 """Live and queued submission, end-to-end throughput: ours, the stdlib's pool, the floor.
 
 Three contenders, 2 workers each: ``Background``, ``ThreadPoolExecutor`` and the floor (a
-`SimpleQueue` whose consumer threads call what they get: no futures, no bookkeeping), at
+`SimpleQueue` of functions and their arguments, whose consumer threads call what they
+get: no futures, no bookkeeping), at
 20,000 and 100,000 no-op tasks (and ours and the floor's queued submission at 1,000,000,
 with ``ThreadPoolExecutor`` too under ``--million``: about 25 s more). Each round runs every
 contender once per size, in a fresh process, in a shuffled order; that process takes its
@@ -150,7 +151,8 @@ def _section(samples: Samples, sizes: dict[int, int], quick: bool, million: bool
         "kept (the live figure's run); keep and wait: every future kept, until "
         "concurrent.futures.wait(fs) returns or as_completed(fs) has yielded them all.",
         "wait(fs) over futures already done: one call, timed alone, after shutdown().",
-        "The floor: SimpleQueue.put, and 2 threads that get and call (no futures: its "
+        "The floor: SimpleQueue.put of the function and its arguments, and 2 threads that "
+        "get and call (no futures: its "
         "end-to-end figure is fire-and-forget's, in every end-to-end row); 'cost vs floor' "
         "is our time per task over the floor's, in the same round.",
         "'vs stdlib' is background / ThreadPoolExecutor in each figure's own unit (below 1 "
