@@ -46,7 +46,7 @@ class PlannedFuture(TaskFuture[R]):
 
     def settle_attempt(self) -> bool:
         """The attempt ended: True if its timeout had expired first (its future failed)."""
-        with self._lock:  # its own: no pool-wide lock on the way of every task
+        with self._lock:  # the futures' lock: a few stores, never a call or a wait
             expired, self.expired = self.expired, None
         return bool(expired)
 

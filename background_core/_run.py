@@ -121,7 +121,8 @@ class Runner:
                 future.finish(result, None)  # runs the future's done-callbacks
             except BaseException:
                 log_raised("a done-callback", future, self.pool_name)
-            self.ledger.succeeded(future, tally)
+            finally:  # as in `end`: a task never counted would hold every drain
+                self.ledger.succeeded(future, tally)
         else:
             self.end(future, result, error, tally)
         # A traceback keeps this frame (its callers' too): it must not keep the future.

@@ -100,8 +100,10 @@ def test_a_retried_task_can_be_cancelled_while_it_waits() -> None:
     with Background(1, name="cancel") as bg:
         flaky = Flaky(failures=1)
         future = bg.task(retries=1, backoff=30)(flaky)()
-        wait_until(lambda: bg.stats().scheduled == 1, "the first attempt failed")
+        # stats() counts it scheduled a moment before scheduled() lists it with its due time
+        wait_until(bg.scheduled, "the first attempt failed")
         [waiting] = bg.scheduled()
+        assert bg.stats().scheduled == 1
         assert (waiting.name, waiting.state, waiting.attempt) == ("Flaky", "scheduled", 2)
         assert waiting.due_at is not None
         assert waiting.due_at > time.time() + 10
