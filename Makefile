@@ -49,7 +49,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e . --group bench
 	touch $(BENCH_STAMP)
 
-# The whole benchmark suite (under 5 minutes on 2 cores): a table, bench/results/latest.{json,md}
+# The whole benchmark suite (about 5 minutes on 2 cores): a table, bench/results/latest.{json,md}
 # and docs/bench.png. `make bench BENCH_ARGS=--quick` for a fast smoke run.
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
