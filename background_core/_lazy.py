@@ -5,6 +5,7 @@ it gets as its condition, waiter list and callback list."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -18,7 +19,11 @@ def _stdlib_future_matches() -> bool:
     return set(vars(probe)) == _EXPECTED and callable(getattr(probe, "_invoke_callbacks", None))
 
 
-LAZY = _stdlib_future_matches() and os.environ.get("BACKGROUND_EAGER_FUTURES") != "1"
+LAZY = (
+    _stdlib_future_matches()
+    and os.environ.get("BACKGROUND_EAGER_FUTURES") != "1"
+    and getattr(sys, "_is_gil_enabled", lambda: True)()  # the GIL orders them: see _future
+)
 """Whether futures build their condition lazily (see `_future`)."""
 
 
