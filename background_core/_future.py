@@ -7,12 +7,14 @@ subclass builds the condition only when something first needs it (a waiter, a ca
 
 The worker takes no lock for that (one shared with the waiting threads made them queue
 behind each other: keeping 100,000 futures and waiting on them ran 2.5x slower). It stores
-the new state, then reads ``_built``; a builder stores ``_built``, then reads the state.
-Each is one atomic step under the GIL, so one of them sees the other's store: the worker
-notifies through the condition, or the builder (and whoever then looks under the
-condition) sees the new state. `start` and `cancel` settle the one race left. Builders
-serialize on the futures' lock (see ``_lock``), under which go only attribute stores:
-nothing that calls out, allocates (a collection may run finalizers) or waits.
+a claim (``_claimed``, ``_finishing``), then reads ``_built``; a builder stores ``_built``,
+then reads the state and the claims. Each is one atomic step under the GIL, so one of them
+sees the other's store: the worker goes on under the condition, or the builder makes the
+claimed state its own (RUNNING, which `cancel()` refuses; FINISHED, which is final). The
+worker stores a state without the condition only when nothing was built, and nobody else
+ever overwrites one. Builders serialize on the futures' lock (see ``_lock``), under which
+go only attribute stores: nothing that calls out, allocates (a collection may run
+finalizers) or waits.
 
 This leans on the stdlib Future's private attributes, identical in CPython 3.10 to 3.13.
 `LAZY` is False, and every future is a plain eagerly built one, on any Python whose
@@ -94,8 +96,9 @@ class TaskFuture(Future[R]):
     _managers: Captured
     # The condition was built (see the module docstring): read without the lock.
     _built: bool = not LAZY
-    # A cancel() won: set under the condition with CANCELLED (see `start`).
-    _cancel_won: bool = False
+    # The worker's claims (see `start`, `finish`): stored before it reads `_built`.
+    _claimed: bool = False
+    _finishing: bool = False
     # Serializes builders (see the module docstring): one lock for all futures, not one
     # more object per task for the collector. Reentrant, for a signal handler that
     # interrupts it (see `in_critical_section`). Replaced in a forked child.
@@ -120,12 +123,18 @@ class TaskFuture(Future[R]):
             waiters, callbacks, condition = [], [], new_condition()
         with self._lock:
             if not self._built:
-                if self._state == FINISHED:  # it finished meanwhile
+                self._built = True  # first: a worker reads it after storing its claim
+                # A worker that claimed the future before reading `_built` may store its
+                # state without a lock: the state it goes to is final, so store it here.
+                state = self._state
+                if self._finishing or state == FINISHED:
+                    self._state = FINISHED  # its outcome was stored before the claim
                     waiters = callbacks = condition = SETTLED
+                elif state == PENDING and self._claimed:
+                    self._state = RUNNING  # cancel() must refuse: it runs
                 self._waiters = waiters
                 self._done_callbacks = callbacks
                 self._condition = condition
-                self._built = True
         return object.__getattribute__(self, name)
 
     def take_work(self) -> Work:
@@ -177,39 +186,24 @@ class TaskFuture(Future[R]):
 
     def start(self) -> bool:
         """Mark the future running; False if it was cancelled first (then nothing may run)."""
-        if not self._built:  # then nobody cancelled it: cancel() builds the condition
-            self._state = RUNNING  # then `_built` is read (see the module docstring)
-            if not self._built:
+        if not self._built:
+            self._claimed = True  # then `_built` is read: a builder that sees the claim
+            if not self._built:  # stores RUNNING itself (see __getattr__)
+                self._state = RUNNING
                 return True
-            # Built meanwhile: by a cancel(), maybe, whose CANCELLED the store above may
-            # have overwritten. It left `_cancel_won`, under the condition taken here.
         with self._condition:
-            state = self._state
-            if state == RUNNING:
-                if not self._cancel_won:
-                    return True  # stored above
-                self._state = state = CANCELLED
-            if state == CANCELLED_AND_NOTIFIED:  # see cancel_and_notify()
+            if self._state == RUNNING:  # a builder saw the claim
+                return True
+            if self._state == CANCELLED_AND_NOTIFIED:  # see cancel_and_notify()
                 return False
             return self.set_running_or_notify_cancel()
 
     def cancel(self) -> bool:
-        """Cancel the task unless it started; a task sent to an executor is cancelled there.
-        As `Future.cancel`, and it leaves `_cancel_won` for `start`."""
+        """Cancel the task unless it started; a task sent to an executor is cancelled there."""
         sent = self.sent_to
         if sent is SENDING or (sent is not None and not sent.cancel()):
             return False
-        with self._condition:
-            state = self._state
-            if state in {RUNNING, FINISHED}:
-                return False
-            if state in {CANCELLED, CANCELLED_AND_NOTIFIED}:
-                return True
-            self._state = CANCELLED
-            self._cancel_won = True
-            self._condition.notify_all()
-        self._invoke_callbacks()
-        return True
+        return super().cancel()
 
     def running(self) -> bool:
         """True while the task runs, on the pool's threads or in a user's executor."""
@@ -231,15 +225,18 @@ class TaskFuture(Future[R]):
 
     def finish(self, result: Any, error: BaseException | None) -> None:
         """Resolve with `result`, or with `error` when it is not None; wakes waiters.
-        Called once, on a running future: `Future.set_result`'s checks refuse nothing."""
+        Called once, on a running future."""
         if error is None:
             self._result = result
         else:
             self._exception = error
-        self._state = FINISHED  # before `_built` is read (see the module docstring)
         if not self._built:
-            return  # nothing waits and no callback is registered: nobody to tell
-        with self._condition:
+            self._finishing = True  # then `_built` is read (see __getattr__)
+            if not self._built:
+                self._state = FINISHED
+                return
+        with self._condition:  # FINISHED is seen under it only once waiters are told
+            self._state = FINISHED
             for waiter in self._waiters:
                 (waiter.add_result if error is None else waiter.add_exception)(self)
             self._condition.notify_all()
@@ -249,8 +246,9 @@ class TaskFuture(Future[R]):
         """Back to pending, for another attempt: it can be cancelled again until it starts."""
         self.sent_to = None  # an executor's future of the last attempt, done
         self.started = 0.0
+        self._claimed = False  # before PENDING: a builder reads the state, then the claim
         if not self._built:
-            self._state = PENDING  # before `_built` is read (see the module docstring)
+            self._state = PENDING
             if not self._built:
                 return
         with self._condition:

@@ -67,6 +67,11 @@ DESELECTED = {
     "test_submit_after_interpreter_shutdown": CHILD,
     "test_hang_gh83386": CHILD,
     "test_cancel_futures_wait_false": CHILD,
+    "test_free_reference": (
+        "wants a result freed at once, which a worker holding it a moment after setting it"
+        " breaks for any pool (CPython issue 130957, fixed there with a retry); checked with"
+        " that retry in test_executor_contract.py"
+    ),
 }
 
 PACKAGE = "test.test_concurrent_futures"

@@ -69,9 +69,9 @@ def test_cpython_thread_pool_tests_pass(tmp_path: Path) -> None:
     assert not result["problems"], "\n\n".join(
         f"{test}\n{trace}" for test, trace in result["problems"].items()
     )
-    assert result["ran"] >= 30, result["log"]  # 3.10 and 3.13 have 30 that check behaviour
+    assert result["ran"] >= 29, result["log"]  # 3.10 and 3.13 have 29 that check behaviour
     assert result["passed"] == result["ran"] - len(result["skipped"])
-    assert len(result["deselected"]) <= 15, result["deselected"]
+    assert len(result["deselected"]) <= 16, result["deselected"]
     ran_on.append(f"{result['python']}: {result['passed']} passed")
 
 

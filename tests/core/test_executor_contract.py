@@ -13,6 +13,7 @@ import gc
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from tests.helpers import (
     start_thread,
     thread_name,
     wait_for_thread_count,
+    wait_until,
 )
 
 
@@ -55,6 +57,19 @@ def test_map_yields_results_in_order_as_they_come(bg: Background) -> None:
         assert next(results) == 1
         assert gate.started.wait(WAIT)
     assert list(results) == [2, 3]
+
+
+class Result:
+    """A result a weak reference can watch."""
+
+
+def test_map_lets_each_result_go_once_the_caller_drops_it(bg: Background) -> None:
+    """CPython's test_free_reference, with the retry CPython's own fix gives it (its
+    issue 130957): a worker holds a result for a moment after setting it, any pool's does."""
+    for result in bg.map(lambda _: Result(), range(50)):
+        watched = weakref.ref(result)
+        del result
+        wait_until(lambda: watched() is None, "the result freed")  # noqa: B023  (this round's)
 
 
 def test_map_takes_several_iterables_and_stops_at_the_shortest(bg: Background) -> None:
