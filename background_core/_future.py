@@ -125,7 +125,7 @@ class TaskFuture(Future[R]):
             if not self._built:
                 self._built = True  # first: a worker reads it after storing its claim
                 # A worker that claimed the future before reading `_built` may store its
-                # state without a lock: the state it goes to is final, so store it here.
+                # state without a lock: store the claimed one here too, as the worker will.
                 state = self._state
                 if self._finishing or state == FINISHED:
                     self._state = FINISHED  # its outcome was stored before the claim
