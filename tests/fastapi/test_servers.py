@@ -33,6 +33,7 @@ from ..servers.harness import (
     Server,
     Stopped,
     assert_each_ran_once,
+    assert_no_traceback,
     assert_ran_where_served,
     gunicorn,
     is_alive,
@@ -147,7 +148,7 @@ def assert_drained_every_answered_task(server: Server, stopped: Stopped[int]) ->
     assert set(ran) <= {str(i) for i in range(stopped.requests)}, ran
     assert_ran_where_served(server, load.answered)
     assert "unfinished" not in log, log
-    assert "Traceback" not in log, log
+    assert_no_traceback(log)
     return ran
 
 
@@ -223,7 +224,9 @@ def test_gunicorn_uvicorn_worker_sigterm_to_the_master_drains_each_worker(
         )
     argv = gunicorn("-k", "uvicorn.workers.UvicornWorker", "-w", "2", "--graceful-timeout", "20")
     with serving(tmp_path, argv, LOAD_CONFIG, processes=2) as (server, pids):
-        stopped = sigterm_mid_load(server)
+        # The master relays SIGTERM to its workers from its own loop: under CPU load they
+        # answered all 250 requests left before they heard of it (seen in CI), hence more.
+        stopped = sigterm_mid_load(server, requests=3 * REQUESTS)
         alive = sorted(pid for pid in pids if is_alive(pid))
 
     ran = assert_each_worker_drained(server, stopped, pids, alive, parent="master")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -294,6 +295,22 @@ def assert_ran_where_served(server: Server, served_by: Mapping[int, int]) -> Non
     assert not wrong, f"tasks that ran in another process than the one that served: {wrong}"
 
 
+# CPython's asyncio issue 109564, a race in Server.close (3.12, 3.13): a connection's
+# transport collected after the close prints this from its __del__. It is the server's
+# event loop failing to tell its own waiters, with no task or request of ours involved.
+ASYNCIO_SERVER_CLOSE_RACE = re.compile(
+    r"Exception ignored in: <function _SelectorTransport\.__del__ at 0x[0-9a-f]+>\n"
+    r"Traceback \(most recent call last\):\n"
+    r"(?:  .*\n)*?  .* in _wakeup\n(?:  .*\n)*"
+    r"TypeError: 'NoneType' object is not iterable\n?"
+)
+
+
+def assert_no_traceback(log: str) -> None:
+    """The server logged no traceback but CPython's known asyncio close race."""
+    assert "Traceback" not in ASYNCIO_SERVER_CLOSE_RACE.sub("", log), log
+
+
 def assert_stopped_cleanly(server: Server, stopped: Stopped[Any], margin: float) -> Counter[str]:
     """After a signal mid-load: the server exited within the drain deadline (and
     `margin`), every answered task ran exactly once, nothing was left unfinished."""
@@ -301,7 +318,7 @@ def assert_stopped_cleanly(server: Server, stopped: Stopped[Any], margin: float)
     assert len(stopped.load.answered) >= stopped.answered_at_signal, stopped.load.failed
     ran = assert_each_ran_once(server, set(stopped.load.answered))
     assert "unfinished" not in stopped.log, stopped.log
-    assert "Traceback" not in stopped.log, stopped.log
+    assert_no_traceback(stopped.log)
     return ran
 
 
