@@ -1,29 +1,24 @@
 """The future a submission returns: a real `concurrent.futures.Future` that carries its work.
 
 A stdlib `Future` builds a `threading.Condition` (an RLock, a deque, six attributes) when it
-is created. Most background tasks are fired and forgotten: nobody ever waits on them. This
-subclass builds the condition only when something first needs it (a waiter, a callback,
-`cancel()`, `done()`), and the worker resolves futures that never grew one without it.
+is made, yet most tasks are fired and forgotten. This one builds it only when something first
+needs it (a waiter, a callback, `cancel()`, `done()`). A future nothing looked at is resolved
+(or cancelled by a shutdown) without it, and then gets `SETTLED`: its state is final, nothing
+is left to guard, wait for or announce, and waiting on many done futures allocates nothing.
 
-The worker takes no lock for that (one shared with the waiting threads made them queue
-behind each other: keeping 100,000 futures and waiting on them ran 2.5x slower). It stores
-a claim (``_claimed``, ``_finishing``), then reads ``_built``; a builder stores ``_built``,
-then reads the state and the claims. Each is one atomic step under the GIL, so one of them
-sees the other's store: the worker goes on under the condition, or the builder makes the
-claimed state its own (RUNNING, which `cancel()` refuses; FINISHED, which is final). The
-worker stores a state without the condition only when nothing was built, and nobody else
-ever overwrites one. Builders serialize on the futures' lock (see ``_lock``), under which
-go only attribute stores: nothing that calls out, allocates (a collection may run
-finalizers) or waits.
+The worker takes no lock for that (one shared with waiting threads made them queue behind
+each other: keeping 100,000 futures and waiting on them ran 2.5x slower). It stores a claim
+(``_claimed``, ``_finishing``), then reads ``_built``; a builder stores ``_built``, then reads
+the state and the claims. Each is one atomic step under the GIL, so one sees the other's
+store: the worker goes on under the condition, or the builder makes the claimed state its own
+(RUNNING, which `cancel()` refuses; FINISHED). Nobody overwrites a state another one stored.
+Builders serialize on the futures' lock (``_lock``), under which go only attribute stores:
+nothing that calls out, allocates (a collection may run finalizers) or waits.
 
-This leans on the stdlib Future's private attributes, identical in CPython 3.10 to 3.13.
-`LAZY` is False, and every future is a plain eagerly built one, on any Python whose
-`Future` looks different or that runs without a GIL; the tests run this module on every
-interpreter they find. The stdlib's attributes are slots here: no instance ``__dict__``
-is ever made (reading one makes it, on 3.11+). A future that finished before anything
-looked at it gets `SETTLED` as its condition, waiter list and callback list: its state is
-final, so there is nothing left to guard, wait for or announce, and waiting on many done
-futures allocates nothing per future.
+This leans on the stdlib Future's private attributes (slots here: no instance ``__dict__``),
+identical in CPython 3.10 to 3.13. On a Python whose `Future` looks different or that runs
+without a GIL, `LAZY` is False and every future is a plain eager one; the tests run this
+module on every interpreter they find.
 """
 
 from __future__ import annotations
@@ -53,6 +48,7 @@ R = TypeVar("R")
 # Marks a task bound for a user's executor whose submission there is still under way.
 SENDING: Future[Any] = Future()
 
+FINAL = (FINISHED, CANCELLED_AND_NOTIFIED)  # nothing changes them: see Settled
 NO_KWARGS: Mapping[str, Any] = {}  # shared: a call unpacks it, nothing changes it
 
 Work = tuple[Callable[..., Any], tuple[Any, ...], Mapping[str, Any], Context, Captured]
@@ -94,10 +90,8 @@ class TaskFuture(Future[R]):
     _kwargs: Mapping[str, Any]
     _context: Context | None
     _managers: Captured
-    # The condition was built (see the module docstring): read without the lock.
-    _built: bool = not LAZY
-    # The worker's claims (see `start`, `finish`): stored before it reads `_built`.
-    _claimed: bool = False
+    _built: bool = not LAZY  # the condition was built (see above): read without the lock
+    _claimed: bool = False  # the worker's claims (`start`, `finish`), before it reads _built
     _finishing: bool = False
     # Serializes builders (see the module docstring): one lock for all futures, not one
     # more object per task for the collector. Reentrant, for a signal handler that
@@ -114,10 +108,7 @@ class TaskFuture(Future[R]):
         # Only reached for attributes not yet set: the lazily built ones.
         if name not in LAZY_NAMES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        waiters: Any
-        callbacks: Any
-        condition: Any
-        if self._state == FINISHED:  # final: see Settled
+        if self._state in FINAL:  # see Settled
             waiters = callbacks = condition = SETTLED
         else:  # made before taking the lock (see the module docstring); unused if it lost
             waiters, callbacks, condition = [], [], new_condition()
@@ -129,6 +120,8 @@ class TaskFuture(Future[R]):
                 state = self._state
                 if self._finishing or state == FINISHED:
                     self._state = FINISHED  # its outcome was stored before the claim
+                    waiters = callbacks = condition = SETTLED
+                elif state == CANCELLED_AND_NOTIFIED:  # by cancel_unseen(): final too
                     waiters = callbacks = condition = SETTLED
                 elif state == PENDING and self._claimed:
                     self._state = RUNNING  # cancel() must refuse: it runs
@@ -215,6 +208,15 @@ class TaskFuture(Future[R]):
         if not self.cancel():
             return False
         self.notify_cancelled()
+        return True
+
+    def cancel_unseen(self) -> bool:
+        """`cancel_and_notify` one taken off the queue (`start` would overwrite it), without
+        building a condition nothing asked for (a shutdown cancels thousands); False if asked."""
+        with self._lock:
+            if self._built or self._state != PENDING or self.sent_to is not None:
+                return False
+            self._state = CANCELLED_AND_NOTIFIED  # nobody to tell: nothing waits on it
         return True
 
     def notify_cancelled(self) -> None:

@@ -175,11 +175,14 @@ class Ledger:
         """Wake submitters blocked on a full queue (to see that the pool closed)."""
         self._wake()
 
-    def cancel(self, futures: list[TaskFuture[Any]]) -> None:
-        """Cancel each of `futures` that has not started. Call with the lock held."""
+    def cancel(self, futures: list[TaskFuture[Any]], *, off_queue: bool = False) -> None:
+        """Cancel each of `futures` that has not started. Call with the lock held.
+        `off_queue`: they were taken off the queue, so no worker can reach them."""
         for future in futures:
             # cancel() refuses a task that started, here or in a user's executor.
-            if not future.started and future.cancel_and_notify():
+            if not future.started and (
+                (off_queue and future.cancel_unseen()) or future.cancel_and_notify()
+            ):
                 self.cancelled(future, self.shared)
                 future.drop_work()
 

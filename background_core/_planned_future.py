@@ -44,6 +44,10 @@ class PlannedFuture(TaskFuture[R]):
         self.on_cancel(self)
         return True
 
+    def cancel_unseen(self) -> bool:
+        """Never: the plan must hear of each cancel (see `cancel`)."""
+        return False
+
     def settle_attempt(self) -> bool:
         """The attempt ended: True if its timeout had expired first (its future failed)."""
         with self._lock:  # the futures' lock: a few stores, never a call or a wait

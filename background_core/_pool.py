@@ -402,7 +402,7 @@ class Background(ThreadPoolExecutor):
             if cancel_futures:
                 self._planner.closed = True  # a retry that comes now is cancelled too
                 # What waits; not what a worker took already (it runs, as in the stdlib).
-                self._ledger.cancel(self._workers.take_queued())
+                self._ledger.cancel(self._workers.take_queued(), off_queue=True)
                 self._ledger.cancel(self._ledger.waiting_elsewhere())
                 self._workers.cancel_on_loop()
         if not wait:

@@ -361,6 +361,54 @@ def test_asyncio_wrap_future_of_a_cancelled_future(
     asyncio.run(main())
 
 
+def test_futures_a_shutdown_cancelled_behave_as_cancelled_ones(
+    runner_factory: Callable[[int], Runner], gates: Callable[[], Gate]
+) -> None:
+    # Ours cancels the queued futures nothing looked at without building their condition.
+    runner = runner_factory(1)
+    gate = gates()
+    runner.submit(gate)
+    assert gate.started.wait(WAIT)
+    seen = runner.submit(abs, -1)
+    told: list[cf.Future[Any]] = []
+    seen.add_done_callback(told.append)  # looked at before the shutdown
+    unseen = [runner.submit(abs, -i) for i in range(4)]
+
+    executor: cf.Executor | None = runner.bg if runner.bg is not None else runner.stdlib
+    assert executor is not None
+    executor.shutdown(wait=False, cancel_futures=True)
+    assert told == [seen]
+    assert seen.cancelled()
+    if runner.bg is not None:  # the stdlib leaves them CANCELLED, unnotified: wait() would
+        # not count them done, and as_completed() would hang (CPython issues 109934, 87893)
+        done, not_done = cf.wait(unseen, timeout=WAIT)
+        assert (done, not_done) == (set(unseen), set())
+        assert set(cf.as_completed(unseen, timeout=WAIT)) == set(unseen)
+    first, second, third, fourth = unseen
+    assert first.cancelled()
+    assert first.done()
+    assert not first.running()
+    assert "cancelled" in repr(first)
+    assert first.cancel()  # idempotent
+    with pytest.raises(cf.CancelledError):
+        second.result(timeout=0)
+    with pytest.raises(cf.CancelledError):
+        second.exception(timeout=0)
+    third.add_done_callback(told.append)  # called at once, as on any done future
+    assert told == [seen, third]
+
+    async def main() -> None:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.wrap_future(fourth), WAIT)
+
+    asyncio.run(main())
+    gate.opened.set()
+    if runner.bg is not None:
+        assert runner.bg.drain(WAIT).finished
+        stats = runner.bg.stats()
+        assert (stats.submitted, stats.succeeded, stats.cancelled) == (6, 1, 5)
+
+
 def test_waiter_in_another_thread_is_woken(runner: Runner, gates: Callable[[], Gate]) -> None:
     gate = gates()
     future = runner.submit(gate, "woken")
