@@ -23,16 +23,21 @@ from flask import Flask, current_app, has_request_context, request
 from flask.ctx import AppContext
 from flask.signals import appcontext_popped, appcontext_pushed, appcontext_tearing_down
 
+
+def _flask_variable(name: str) -> ContextVar[Any] | None:
+    variable = getattr(flask.globals, name, None)
+    return variable if isinstance(variable, ContextVar) else None
+
+
+# Flask's variable of the current app context (Flask 2.3+), None in a Flask without it.
+# Read directly where it counts: has_app_context() and current_app read it through a proxy.
+APP_CONTEXT = _flask_variable("_cv_app")
+
 # The submitter's app and request contexts must not reach the task through the contextvars
-# it inherits: a request object outlives its response there. (Flask keeps them in these
-# variables; a Flask that drops one simply has nothing to exclude.)
+# it inherits: a request object outlives its response there. (A Flask that drops one of
+# these variables simply has nothing to exclude.)
 FLASK_CONTEXTVARS: tuple[ContextVar[Any], ...] = tuple(
-    var
-    for var in (
-        getattr(flask.globals, "_cv_app", None),
-        getattr(flask.globals, "_cv_request", None),
-    )
-    if isinstance(var, ContextVar)
+    variable for variable in (APP_CONTEXT, _flask_variable("_cv_request")) if variable is not None
 )
 
 _GONE = "the Flask app of this background pool no longer exists"
@@ -65,8 +70,6 @@ def task_context(app: Flask, *, copy_request: bool) -> Callable[[], AbstractCont
 # there before). Per task, as each runs in its own context, `async def` ones included.
 _ENTERED: ContextVar[tuple[Any, ...]] = ContextVar("flask_background_entered", default=())
 
-_CV_APP = getattr(flask.globals, "_cv_app", None)
-
 
 def _replicates_push_and_pop() -> bool:
     """True if this Flask's `AppContext.push` and ``pop`` are the ones `_AppContexts`
@@ -76,7 +79,7 @@ def _replicates_push_and_pop() -> bool:
         major, minor = (int(part) for part in version("flask").split(".")[:2])
     except (PackageNotFoundError, ValueError):
         return False
-    return isinstance(_CV_APP, ContextVar) and (2, 3) <= (major, minor) <= (3, 1)
+    return APP_CONTEXT is not None and (2, 3) <= (major, minor) <= (3, 1)
 
 
 LEAN = _replicates_push_and_pop()
@@ -117,7 +120,7 @@ class _AppContexts:
             raise RuntimeError(_GONE)
         if self._lean:
             context = AppContext(app)  # what app.app_context() makes
-            token = _CV_APP.set(context)  # type: ignore[union-attr]
+            token = APP_CONTEXT.set(context)  # type: ignore[union-attr]
             if appcontext_pushed.receivers:
                 appcontext_pushed.send(app, _async_wrapper=app.ensure_sync)
         else:
@@ -138,8 +141,8 @@ class _AppContexts:
             if app.teardown_appcontext_funcs or appcontext_tearing_down.receivers:
                 app.do_teardown_appcontext(error)
         finally:
-            current = _CV_APP.get()  # type: ignore[union-attr]
-            _CV_APP.reset(token)  # type: ignore[union-attr]
+            current = APP_CONTEXT.get()  # type: ignore[union-attr]
+            APP_CONTEXT.reset(token)  # type: ignore[union-attr]
         if current is not context:  # a task that left its own app context pushed
             raise AssertionError(f"Popped wrong app context. ({current!r} instead of {context!r})")
         if appcontext_popped.receivers:

@@ -12,16 +12,14 @@ import logging
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar, overload
 
-import flask.globals
 from flask import Flask, current_app
 
 import background_core
 from background_core import ErrorHook, TaskMaker, check_count, check_option, log_fields
 
-from ._context import FLASK_CONTEXTVARS, task_context
+from ._context import APP_CONTEXT, FLASK_CONTEXTVARS, task_context
 from ._errors import QueueFullError
 
 P = ParamSpec("P")
@@ -48,10 +46,6 @@ RETRY_AFTER = 1
 """Seconds a 503 for a full queue tells the client to wait (its ``Retry-After``)."""
 
 logger = logging.getLogger("background")
-
-# Flask's variable of the current app context (Flask 2.3+), read directly on a task's call:
-# has_app_context() and current_app read it twice through a proxy. Without it, `pool`.
-_cv_app: ContextVar[Any] | None = getattr(flask.globals, "_cv_app", None)
 
 
 class Background(Executor):
@@ -231,8 +225,8 @@ class Background(Executor):
     def _pool_now(self) -> background_core.Background:
         """`pool`, what each call of a task looks up: straight from the current app
         context's app when it has our pool (a request, a CLI command), else `pool`'s rules."""
-        if _cv_app is not None:
-            context = _cv_app.get(None)
+        if APP_CONTEXT is not None:  # read directly: see _context.APP_CONTEXT
+            context = APP_CONTEXT.get(None)
             if context is not None:
                 pool = context.app.extensions.get(self.extension_key)
                 if pool is not None:
