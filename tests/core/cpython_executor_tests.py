@@ -1,6 +1,7 @@
 """CPython's own thread-pool executor tests, run against `background_core.Background`.
 
     python3.13 tests/core/cpython_executor_tests.py      # prints one JSON object
+    python3.13 tests/core/cpython_executor_tests.py 0/3  # the first of 3 shards of it
 
 The tests are the running interpreter's own (``test.test_concurrent_futures``: a package
 since 3.12, one module before), imported at run time, never copied here. The only thing
@@ -124,7 +125,10 @@ def main() -> None:
     modules = test_modules()
     suite = unittest.TestSuite()
     deselected: dict[str, str] = {}
-    for case in thread_pool_cases(modules):
+    shard, shards = (int(n) for n in (sys.argv[1] if len(sys.argv) > 1 else "0/1").split("/"))
+    for index, case in enumerate(thread_pool_cases(modules)):
+        if index % shards != shard:
+            continue
         reason = why_deselected(case)
         if reason is None:
             suite.addTest(case)
