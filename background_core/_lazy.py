@@ -1,6 +1,7 @@
 """What the lazy futures rest on (see `_future`): whether the stdlib's `Future` is the one
-they know (`LAZY`), and `SETTLED`, what a future that finished before anything looked at
-it gets as its condition, waiter list and callback list."""
+they know (`LAZY`), and `SETTLED`, what a future that finished (or that a shutdown
+cancelled) before anything looked at it gets as its condition, waiter list and callback
+list."""
 
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ LAZY = (
 
 
 class Settled:
-    """The condition, waiter list and callback list of a future that finished before
-    anything needed them: a finished future never changes again (`set_result` and the
-    like refuse it), so locking, waiting and notifying have nothing to do, and a waiter
-    that ``wait()`` adds to it would never be told anything. One shared instance."""
+    """The condition, waiter list and callback list of a future that finished (or was
+    cancelled and notified) before anything needed them: such a future never changes
+    again (`set_result` and the like refuse it), so locking, waiting and notifying have
+    nothing to do, and a waiter that ``wait()`` adds to it would never be told anything.
+    One shared instance."""
 
     __slots__ = ()
 

@@ -88,7 +88,10 @@ class Workers:
                 self._spawn(self._work_late)
 
     def take_queued(self) -> list[TaskFuture[Any]]:
-        """Take every future out of the queue (what no worker took yet); signals stay."""
+        """Take every future out of the queue (what no worker took yet); signals stay.
+
+        What it returns nothing else in the engine can reach any more: a plain future's
+        only way to a worker is this queue (see `TaskFuture.cancel_unseen`)."""
         taken: list[TaskFuture[Any]] = []
         signals: list[Stop | None] = []
         with self._lock:
