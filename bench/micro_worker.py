@@ -26,6 +26,8 @@ consumer threads call what they get), one fresh pool each, in the order given:
   until ``concurrent.futures.wait(fs)`` returns, or ``as_completed(fs)`` has yielded them all.
 - ``done_wait``: ``done_wait_ms``, one ``concurrent.futures.wait(fs)`` over ``tasks`` futures
   already done (the pool has been shut down).
+- ``cancel``: ``cancel_ms``, one ``shutdown(wait=False, cancel_futures=True)`` over ``tasks``
+  queued futures the caller keeps, every worker held busy.
 
 A delayed contender's tasks wait an hour on the pool's timer, not in the queue: it has no
 worker to hold and nothing to run, so it gives ``submit_ns`` and ``--memory queued`` only,
@@ -271,6 +273,7 @@ class Scaled(NamedTuple):
 
     submit: Submit
     finish: Callable[[], None]  # runs what is queued, then stops the workers
+    cancel: Callable[[], None] | None = None  # cancels what is queued, returns at once
 
 
 @contextlib.contextmanager
@@ -290,7 +293,11 @@ def scaled(name: str, workers: int) -> Iterator[Scaled]:
         executor = ThreadPoolExecutor(max_workers=workers)
     else:
         raise ValueError(f"no --figures for {name}")
-    yield Scaled(executor.submit, executor.shutdown)
+    yield Scaled(
+        executor.submit,
+        executor.shutdown,
+        lambda: executor.shutdown(wait=False, cancel_futures=True),
+    )
 
 
 def floor(workers: int) -> Scaled:
@@ -329,7 +336,7 @@ def figure_queued(pool: Scaled, workers: int, tasks: int, abandon: bool) -> floa
     for _ in range(tasks):
         submit(noop)
     elapsed = time.perf_counter_ns() - t0
-    if not abandon:  # (cancelling 100,000 took ours 2.4 s, against 0.4 s to run them)
+    if not abandon:  # run, not cancelled: the figure `cancel` times that
         release.set()
         pool.finish()
     return elapsed / tasks
@@ -373,9 +380,25 @@ def figure_done_wait(pool: Scaled, tasks: int) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-FIGURES = ["queued", "live", "wait", "as_completed", "done_wait"]
-UNITS = {"queued": "ns", "done_wait": "ms"}
-FUTURES = {"wait", "as_completed", "done_wait"}  # the floor has none
+def figure_cancel(pool: Scaled, workers: int, tasks: int) -> float:
+    """ms to cancel `tasks` queued futures; the held workers' tasks then end, untimed."""
+    assert pool.cancel is not None
+    release = hold_workers(pool.submit, workers)
+    fs = [pool.submit(noop) for _ in range(tasks)]
+    gc.collect()
+    t0 = time.perf_counter()
+    pool.cancel()
+    elapsed = time.perf_counter() - t0
+    release.set()
+    pool.finish()
+    if not all(f.cancelled() for f in fs):
+        raise RuntimeError("a queued future was not cancelled")
+    return elapsed * 1000
+
+
+FIGURES = ["queued", "live", "wait", "as_completed", "done_wait", "cancel"]
+UNITS = {"queued": "ns", "done_wait": "ms", "cancel": "ms"}
+FUTURES = {"wait", "as_completed", "done_wait", "cancel"}  # the floor has none
 
 
 def measure_figures(name: str, workers: int, tasks: int, figures: list[str], abandon: bool) -> None:
@@ -395,6 +418,8 @@ def measure_figures(name: str, workers: int, tasks: int, figures: list[str], aba
                 result["live_ns"], result["fire_per_s"] = figure_live(pool, tasks)
             elif figure in ("wait", "as_completed"):
                 result[key] = figure_keep(pool, tasks, figure)
+            elif figure == "cancel":
+                result[key] = figure_cancel(pool, workers, tasks)
             else:
                 result[key] = figure_done_wait(pool, tasks)
         gc.collect()

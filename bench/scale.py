@@ -15,7 +15,9 @@ figures one after the other, each from a fresh pool (`bench/micro_worker.py`, ``
   has returned;
 - end to end, keep-and-wait: every submission keeping its future, then
   ``concurrent.futures.wait(fs)``, or ``as_completed(fs)`` to its end;
-- ``wait(fs)`` over futures already done, the pool shut down.
+- ``wait(fs)`` over futures already done, the pool shut down;
+- ``shutdown(wait=False, cancel_futures=True)`` over the queued futures the caller keeps,
+  every worker held busy.
 
 Ratios are taken pair by pair within a round; each cell is the median and its min-max.
 
@@ -40,7 +42,7 @@ OURS, STDLIB = "background", "ThreadPoolExecutor"
 # In this order in each process; queued first, as in the 1,000,000 run (a process of its
 # own, ended without running its backlog).
 # (live: the fire-and-forget figure too, from the same run)
-FIGURES = ["queued", "live", "wait", "as_completed", "done_wait"]
+FIGURES = ["queued", "live", "wait", "as_completed", "done_wait", "cancel"]
 FLOOR_FIGURES = ["queued", "live"]  # the floor has no futures
 KEYS = {
     "queued": "queued_ns",
@@ -49,6 +51,7 @@ KEYS = {
     "wait": "wait_per_s",
     "as_completed": "as_completed_per_s",
     "done_wait": "done_wait_ms",
+    "cancel": "cancel_ms",
 }
 LABELS = {
     "live": "submit, live (workers running the backlog): µs",
@@ -57,8 +60,10 @@ LABELS = {
     "wait": "end to end, keep and wait(fs): k tasks/s",
     "as_completed": "end to end, keep and as_completed(fs): k tasks/s",
     "done_wait": "wait(fs) over futures already done: ms",
+    "cancel": "shutdown(cancel_futures=True) over the queued futures: ms",
 }
 RATES = {"fire", "wait", "as_completed"}  # higher is better; the others are times
+MILLISECONDS = {"done_wait", "cancel"}  # the others: ns per submission, or tasks/s
 # Targets from issue 19: ours / ThreadPoolExecutor; end to end, the floor's rate / ours.
 SUBMIT_LIMITS = {"live": 0.35, "queued": 0.2}
 E2E_VS_STDLIB = 2.5
@@ -101,16 +106,16 @@ def _section(samples: Samples, sizes: dict[int, int], quick: bool, million: bool
     rows: list[list[str | int | float | None]] = []
     targets: list[Target] = []
     ratios: dict[str, dict[str, list[float]]] = {}
-    for figure in ["live", "queued", "fire", "wait", "as_completed", "done_wait"]:
+    for figure in ["live", "queued", "fire", "wait", "as_completed", "done_wait", "cancel"]:
         for key in sorted((k for k in samples if k.startswith(figure + "@")), key=_tasks):
             tasks, cell = _tasks(key), samples[key]
             rate = figure in RATES
-            unit = 1 if figure == "done_wait" else 1000  # ns -> µs, tasks/s -> k tasks/s
+            unit = 1 if figure in MILLISECONDS else 1000  # ns -> µs, tasks/s -> k tasks/s
             vs_stdlib = vs_floor = None
             if OURS in cell and STDLIB in cell:
                 vs_stdlib = pair_ratios(cell[OURS], cell[STDLIB])
             floor = cell.get("floor") or samples.get(f"fire@{tasks}", {}).get("floor")
-            if OURS in cell and floor and figure != "done_wait":
+            if OURS in cell and floor and figure not in MILLISECONDS:
                 # Our cost per task over the floor's: its rate / ours, or our time / its.
                 pair = (floor, cell[OURS]) if rate else (cell[OURS], floor)
                 vs_floor = pair_ratios(*pair)
@@ -143,14 +148,16 @@ def _section(samples: Samples, sizes: dict[int, int], quick: bool, million: bool
         f"{WORKERS} workers per pool, no-op tasks; medians over rounds ({rounds} tasks) with "
         "their range (min-max), each contender in a fresh process per round and size, in a "
         "shuffled order, taking its figures in the order queued, live (and fire-and-forget), "
-        "wait, as_completed, done wait(), each from a fresh pool.",
+        "wait, as_completed, done wait(), cancel, each from a fresh pool.",
         "Queued: the caller's time per submit() while every worker is blocked on an event "
         "(the backlog then runs, untimed); live: the same while the workers run the "
         "backlog as it comes.",
         "Fire-and-forget: from the first submit() until shutdown() has returned, no future "
         "kept (the live figure's run); keep and wait: every future kept, until "
         "concurrent.futures.wait(fs) returns or as_completed(fs) has yielded them all.",
-        "wait(fs) over futures already done: one call, timed alone, after shutdown().",
+        "wait(fs) over futures already done: one call, timed alone, after shutdown(). "
+        "shutdown(cancel_futures=True): one shutdown(wait=False, cancel_futures=True), timed "
+        "alone, over the queued futures the caller keeps while every worker is held busy.",
         "The floor: SimpleQueue.put of the function and its arguments, and 2 threads that "
         "get and call (no futures: its "
         "end-to-end figure is fire-and-forget's, in every end-to-end row); 'cost vs floor' "
