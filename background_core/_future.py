@@ -147,11 +147,9 @@ class TaskFuture(Future[R]):
 
     def drop_work(self) -> None:
         """Drop the work unrun (the task was cancelled, or went elsewhere)."""
-        self._fn = None
+        self._fn = self._context = self._managers = None
         self._args = ()
         self._kwargs = NO_KWARGS
-        self._context = None
-        self._managers = None
 
     def result(self, timeout: float | None = None) -> R:
         """`Future.result`; retrieving a failure this way means it is the caller's now."""
@@ -236,6 +234,7 @@ class TaskFuture(Future[R]):
             self._finishing = True  # then `_built` is read (see __getattr__)
             if not self._built:
                 self._state = FINISHED
+                self._condition = self._waiters = self._done_callbacks = SETTLED  # as a builder
                 return
         with self._condition:  # FINISHED is seen under it only once waiters are told
             self._state = FINISHED

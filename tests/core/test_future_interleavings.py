@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from background_core._context import EMPTY
-from background_core._future import TaskFuture, new_future
+from background_core._future import FINAL, TaskFuture, new_future
 from background_core._lazy import LAZY
 from tests.helpers import WAIT
 
@@ -122,7 +122,9 @@ class Waiting:
 
     @staticmethod
     def _installed(future: TaskFuture[Any]) -> bool:
-        return future._built and (future.done() or len(future._waiters) > 0)
+        # A worker that finished it unbuilt stored SETTLED without `_built`: done() is safe.
+        built = future._built or future._state in FINAL
+        return built and (future.done() or len(future._waiters) > 0)
 
     def woke_early(self) -> bool:
         """`wait()` was told everything while `other` is still pending."""
