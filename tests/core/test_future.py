@@ -97,6 +97,18 @@ def gates() -> Iterator[Callable[[], Gate]]:
         gate.opened.set()
 
 
+@pytest.fixture
+def parked(
+    runner_factory: Callable[[int], Runner], gates: Callable[[], Gate]
+) -> tuple[Runner, Gate]:
+    """A one-worker runner whose worker waits at a gate: what is submitted next stays queued."""
+    runner = runner_factory(1)
+    gate = gates()
+    runner.submit(gate)
+    assert gate.started.wait(WAIT)
+    return runner, gate
+
+
 def resolved(runner: Runner, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
     """A future that finished while nothing looked at it (for ours: no condition built).
 
@@ -246,13 +258,8 @@ def test_done_callback_added_after_completion_runs_at_once(runner: Runner) -> No
     assert calls == [(future, threading.current_thread().name)]
 
 
-def test_done_callback_on_a_cancelled_future(
-    runner_factory: Callable[[int], Runner], gates: Callable[[], Gate]
-) -> None:
-    runner = runner_factory(1)
-    gate = gates()
-    runner.submit(gate)
-    assert gate.started.wait(WAIT)
+def test_done_callback_on_a_cancelled_future(parked: tuple[Runner, Gate]) -> None:
+    runner, _ = parked
     victim = runner.submit(abs, -1)
     before: list[cf.Future[Any]] = []
     victim.add_done_callback(before.append)
@@ -343,13 +350,8 @@ def test_asyncio_wrap_future(runner: Runner, gates: Callable[[], Gate]) -> None:
     asyncio.run(main())
 
 
-def test_asyncio_wrap_future_of_a_cancelled_future(
-    runner_factory: Callable[[int], Runner], gates: Callable[[], Gate]
-) -> None:
-    runner = runner_factory(1)
-    gate = gates()
-    runner.submit(gate)
-    assert gate.started.wait(WAIT)
+def test_asyncio_wrap_future_of_a_cancelled_future(parked: tuple[Runner, Gate]) -> None:
+    runner, _ = parked
     victim = runner.submit(abs, -1)
 
     async def main() -> None:
@@ -361,14 +363,9 @@ def test_asyncio_wrap_future_of_a_cancelled_future(
     asyncio.run(main())
 
 
-def test_futures_a_shutdown_cancelled_behave_as_cancelled_ones(
-    runner_factory: Callable[[int], Runner], gates: Callable[[], Gate]
-) -> None:
+def test_futures_a_shutdown_cancelled_behave_as_cancelled_ones(parked: tuple[Runner, Gate]) -> None:
     # Ours cancels the queued futures nothing looked at without building their condition.
-    runner = runner_factory(1)
-    gate = gates()
-    runner.submit(gate)
-    assert gate.started.wait(WAIT)
+    runner, gate = parked
     seen = runner.submit(abs, -1)
     told: list[cf.Future[Any]] = []
     seen.add_done_callback(told.append)  # looked at before the shutdown
