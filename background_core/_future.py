@@ -245,6 +245,7 @@ class TaskFuture(Future[R]):
 
     def rewind(self) -> None:
         """Back to pending, for another attempt: it can be cancelled again until it starts."""
+        assert not self._finishing, "a finished future is never rewound"  # see finish()
         self.sent_to = None  # an executor's future of the last attempt, done
         self.started = 0.0
         self._claimed = False  # before PENDING: a builder reads the state, then the claim

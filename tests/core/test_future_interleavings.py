@@ -122,7 +122,8 @@ class Waiting:
 
     @staticmethod
     def _installed(future: TaskFuture[Any]) -> bool:
-        # A worker that finished it unbuilt stored SETTLED without `_built`: done() is safe.
+        # A worker that finished it unbuilt stores SETTLED without `_built`; done() on a
+        # FINISHED future builds nothing, or only SETTLED, as that worker would.
         built = future._built or future._state in FINAL
         return built and (future.done() or len(future._waiters) > 0)
 
