@@ -106,7 +106,7 @@ def _section(samples: Samples, sizes: dict[int, int], quick: bool, million: bool
     rows: list[list[str | int | float | None]] = []
     targets: list[Target] = []
     ratios: dict[str, dict[str, list[float]]] = {}
-    for figure in ["live", "queued", "fire", "wait", "as_completed", "done_wait", "cancel"]:
+    for figure, label in LABELS.items():  # in the table's order
         for key in sorted((k for k in samples if k.startswith(figure + "@")), key=_tasks):
             tasks, cell = _tasks(key), samples[key]
             rate = figure in RATES
@@ -122,7 +122,7 @@ def _section(samples: Samples, sizes: dict[int, int], quick: bool, million: bool
             ratios[key] = {"vs_stdlib": vs_stdlib or [], "vs_floor": vs_floor or []}
             rows.append(
                 [
-                    LABELS[figure],
+                    label,
                     tasks,
                     _spread(cell.get("floor"), unit),
                     _spread(cell.get(STDLIB), unit),
